@@ -1,0 +1,599 @@
+"""skorch classifiers for MedMNIST images.
+
+:class:`ImageClassifier` is a skorch ``NeuralNetClassifier`` that takes MedMNIST's
+uint8 arrays directly and adds what the query functions need: ``embed`` and
+``predict_proba_mc``. :class:`LossPredictionClassifier` adds the learning-loss
+head of LL4AL and ``predict_loss``, plus SCAL's training trick.
+
+Both change skorch's behaviour by overriding its small methods (``infer``,
+``get_loss``, ``get_iterator``, ``initialize_module``, the ``on_*`` hooks),
+never by copying its training loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.utils import check_random_state
+from skorch import NeuralNetClassifier
+from skorch.dataset import Dataset as SkorchDataset
+from skorch.utils import to_tensor
+
+from skal.models import LossPredictionNetwork, get_model_class
+from skal.validation import check_images, check_targets
+
+__all__ = [
+    "ImageClassifier",
+    "LossPredictionClassifier",
+    "resolve_device",
+    "images_to_float",
+    "margin_ranking_loss",
+    "torch_seeded",
+]
+
+
+def resolve_device(device):
+    """``'auto'`` becomes ``'cuda'`` when a GPU is visible, else ``'cpu'``; others pass through."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+@contextlib.contextmanager
+def torch_seeded(random_state, device="cpu", *extra):
+    """Run a block with torch's generators seeded from ``random_state`` and ``extra``.
+
+    The global generators are restored afterwards (``torch.random.fork_rng``),
+    so a seeded estimator never changes a caller's random stream. With
+    ``random_state=None`` the block runs unseeded.
+
+    Parameters
+    ----------
+    random_state : int, numpy RandomState or None
+    device : str
+        The device whose generator is forked too when it is CUDA.
+    *extra : int
+        Mixed into the seed (for example the number of epochs trained so far).
+    """
+    if random_state is None:
+        yield
+        return
+    if isinstance(random_state, (int, np.integer)):
+        entropy = int(random_state)
+    else:
+        entropy = int(check_random_state(random_state).randint(2**31))
+    seed = int(np.random.SeedSequence([entropy, *map(int, extra)]).generate_state(1)[0])
+    devices = [torch.device(device).index or 0] if str(device).startswith("cuda") else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def images_to_float(x: torch.Tensor, n_channels: int) -> torch.Tensor:
+    """Turn a batch of MedMNIST images into the network's normalised float input.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (B, H, W) or (B, H, W, C)
+        uint8 in [0, 255], or floating in [0, 1]; on the target device, so the
+        conversion runs there (the pool is never held in float32 all at once).
+    n_channels : int
+        Channels the network expects; grayscale is repeated to match.
+
+    Returns
+    -------
+    torch.Tensor of shape (B, n_channels, H, W), float32
+        ``(x / 255 - 0.5) / 0.5`` for uint8 (ToTensor then Normalize(0.5, 0.5),
+        as the study does), ``(x - 0.5) / 0.5`` for floating input.
+    """
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255.0).sub_(0.5).div_(0.5)  # a fresh tensor: in place is safe
+    else:
+        x = (x.float() - 0.5) / 0.5  # may share memory with the caller's array
+    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
+    if x.shape[1] != n_channels:
+        x = x.expand(-1, n_channels, -1, -1)
+    return x.contiguous()
+
+
+def margin_ranking_loss(predicted, target, margin=1.0):
+    """LL4AL's pairwise ranking loss between predicted and true per-sample losses.
+
+    Item i of the batch is paired with item B-1-i (as the reference code does);
+    with an odd batch the middle item has no partner and is left out.
+
+    Parameters
+    ----------
+    predicted : torch.Tensor of shape (B,)
+        Predicted losses.
+    target : torch.Tensor of shape (B,)
+        True per-sample losses (detached here: the ranking loss must not train
+        the classifier through its own targets).
+    margin : float
+        Hinge margin.
+
+    Returns
+    -------
+    torch.Tensor, scalar
+        Mean hinge loss over the B // 2 pairs; 0 when B < 2.
+    """
+    half = predicted.shape[0] // 2
+    if half == 0:
+        return predicted.sum() * 0.0
+    pred_diff = (predicted - predicted.flip(0))[:half]
+    target_diff = (target - target.flip(0))[:half].detach()
+    # +1 where the first item of the pair has the larger true loss, -1 otherwise
+    # (ties count as -1, as in the reference implementation).
+    sign = 2 * torch.sign(torch.clamp(target_diff, min=0)) - 1
+    return torch.clamp(margin - sign * pred_diff, min=0).sum() / half
+
+
+class _ArrayBatches:
+    """Mini-batches of in-memory arrays by fancy indexing.
+
+    One indexing copy per batch replaces DataLoader's per-item fetch and
+    collate, which costs more than the small CNN's forward pass on CPU.
+    Shuffling draws from torch's global generator, which the estimator seeds.
+    """
+
+    def __init__(self, X, y, batch_size, shuffle):
+        self.X, self.y = X, y
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+
+    def __len__(self):
+        return math.ceil(len(self.X) / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.X)
+        order = torch.randperm(n).numpy() if self.shuffle else None
+        for start in range(0, n, self.batch_size):
+            if order is None:
+                idx = slice(start, start + self.batch_size)
+            else:
+                idx = order[start:start + self.batch_size]
+            xb = torch.from_numpy(np.ascontiguousarray(self.X[idx]))
+            yb = None if self.y is None else torch.from_numpy(np.ascontiguousarray(self.y[idx]))
+            yield xb, yb
+
+
+class ImageClassifier(NeuralNetClassifier):
+    """A skorch classifier for MedMNIST images: a scikit-learn estimator around a CNN.
+
+    It takes images as MedMNIST stores them (uint8, (N, H, W) or (N, H, W, 3))
+    and converts each batch on the target device to normalised float NCHW
+    (``x / 255``, then mean 0.5, std 0.5; grayscale repeated to ``n_channels``).
+    Defaults are the study's optimiser: SGD, lr 0.001, momentum 0.9, weight
+    decay 5e-4, batch 32, no validation split.
+
+    Parameters
+    ----------
+    module : str, torch.nn.Module class or instance, default='resnet18'
+        ``'resnet18'`` (the study's CIFAR-style ResNet-18) or ``'small_cnn'``
+        (fast on CPU), or a module following the protocol of
+        :mod:`skal.models`. Names are built with ``n_classes``, ``n_channels``
+        and ``dropout``; a class or instance gets only ``module__*`` params.
+    n_classes : int or None, default=None
+        Number of classes (labels, for multi-label). None infers it from ``y``
+        at the first ``fit`` (max label + 1), which is unsafe in active
+        learning where the first labeled set may miss a class: pass it.
+    n_channels : int, default=3
+        Input channels of the network. The study uses 3 (``as_rgb``).
+    dropout : float, default=0.0
+        Dropout rate before the linear head. 0 is the study's network;
+        :meth:`predict_proba_mc` needs a rate above 0.
+    multi_label : bool, default=False
+        Multi-label mode (chestmnist): BCE with logits, sigmoid probabilities,
+        ``predict`` thresholds at 0.5 and returns (N, L) 0/1.
+    random_state : int, RandomState or None, default=None
+        Seeds weight initialisation, shuffling and dropout of each ``fit``
+        (without touching torch's global generator): two fits with the same
+        seed give identical weights on CPU. With ``warm_start=True`` each
+        continued fit draws a seed from ``random_state`` and the number of
+        epochs already trained, so a resumed run replays exactly.
+    warm_start : bool, default=False
+        False retrains from fresh weights at every ``fit``. True continues
+        from the current weights; the optimiser and any LR schedule restart at
+        every ``fit`` (as the study restarts them every cycle).
+    device : str, default='auto'
+        ``'auto'`` picks CUDA when available, else CPU.
+    lr, max_epochs, batch_size, optimizer, train_split, verbose, **kwargs
+        As in :class:`skorch.NeuralNetClassifier`; ``optimizer__momentum``
+        and ``optimizer__weight_decay`` default to 0.9 and 5e-4.
+
+    Attributes
+    ----------
+    n_classes_ : int
+        Number of outputs of the fitted network.
+    classes_ : ndarray of shape (n_classes_,)
+        ``arange(n_classes_)``: all classes of the task, labeled or not.
+    module_ : torch.nn.Module
+        The fitted network.
+    """
+
+    def __init__(
+        self,
+        module="resnet18",
+        *args,
+        n_classes=None,
+        n_channels=3,
+        dropout=0.0,
+        multi_label=False,
+        random_state=None,
+        criterion=None,
+        optimizer=torch.optim.SGD,
+        lr=0.001,
+        max_epochs=10,
+        batch_size=32,
+        train_split=None,
+        device="auto",
+        verbose=0,
+        **kwargs,
+    ):
+        kwargs.setdefault("optimizer__momentum", 0.9)
+        kwargs.setdefault("optimizer__weight_decay", 5e-4)
+        super().__init__(
+            module,
+            *args,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            device=device,
+            verbose=verbose,
+            **kwargs,
+        )
+        self.n_classes = n_classes
+        self.n_channels = n_channels
+        self.dropout = dropout
+        self.multi_label = multi_label
+        self.random_state = random_state
+
+    # -- device ----------------------------------------------------------------
+    def __setattr__(self, name, value):
+        # skorch reads ``self.device`` in many places and cannot handle 'auto';
+        # resolving it here (construction, set_params) keeps one code path.
+        if name == "device":
+            value = resolve_device(value)
+        super().__setattr__(name, value)
+
+    def _seeded(self, *extra):
+        return torch_seeded(self.random_state, self.device, *extra)
+
+    # -- components ------------------------------------------------------------
+    def _n_outputs(self):
+        if self.n_classes is not None:
+            return int(self.n_classes)
+        n = getattr(self, "n_classes_", None)
+        if n is None:
+            raise ValueError(
+                "The number of classes is unknown before fit: pass n_classes= "
+                "(or call fit first, which infers it from y)."
+            )
+        return n
+
+    def initialize_module(self):
+        """Build the network: a name from :data:`skal.models.MODELS`, a class or an instance."""
+        kwargs = self.get_params_for("module")
+        if isinstance(self.module, str):
+            params = {"n_classes": self._n_outputs(), "in_channels": self.n_channels,
+                      "dropout": self.dropout}
+            params.update(kwargs)
+            self.module_ = get_model_class(self.module)(**params)
+        else:
+            self.module_ = self.initialized_instance(self.module, kwargs)
+        self.n_classes_ = int(getattr(self.module_, "n_classes", self._n_outputs()))
+        return self
+
+    def initialize_criterion(self):
+        """Cross-entropy, or BCE with logits in multi-label mode, unless ``criterion`` is given."""
+        criterion = self.criterion
+        if criterion is None:
+            criterion = torch.nn.BCEWithLogitsLoss if self.multi_label else torch.nn.CrossEntropyLoss
+        self.criterion_ = self.initialized_instance(criterion, self.get_params_for("criterion"))
+        return self
+
+    def _get_predict_nonlinearity(self):
+        # skorch's 'auto' turns BCE-with-logits output into 2 binary columns,
+        # which is wrong for multi-label; choose softmax or sigmoid here.
+        if self.predict_nonlinearity != "auto":
+            return super()._get_predict_nonlinearity()
+        self.check_is_fitted()
+        if self.multi_label:
+            return torch.sigmoid
+        return lambda logits: torch.softmax(logits, dim=-1)
+
+    @property
+    def classes_(self):
+        if self.classes is not None:
+            return np.asarray(self.classes)
+        return np.arange(getattr(self, "n_classes_", None) or self._n_outputs())
+
+    # -- data ------------------------------------------------------------------
+    def _check_X(self, X):
+        if isinstance(X, torch.utils.data.Dataset):
+            return X  # a user's own Dataset: its layout is its business
+        return check_images(X, n_channels=self.n_channels)
+
+    def _check_X_y(self, X, y):
+        X = self._check_X(X)
+        if isinstance(X, torch.utils.data.Dataset):
+            return X, y
+        n_classes = self.n_classes if self.n_classes is not None else getattr(self, "n_classes_", None)
+        y = check_targets(y, len(X), n_classes, self.multi_label)
+        return X, y
+
+    def get_iterator(self, dataset, training=False):
+        """Fast batches for in-memory arrays; skorch's DataLoader for anything else."""
+        if isinstance(dataset, SkorchDataset) and isinstance(dataset.X, np.ndarray):
+            prefix = "iterator_train" if training else "iterator_valid"
+            params = self.get_params_for(prefix)
+            return _ArrayBatches(
+                dataset.X,
+                dataset.y if isinstance(dataset.y, np.ndarray) else None,
+                params.get("batch_size", self.batch_size),
+                shuffle=params.get("shuffle", training),
+            )
+        return super().get_iterator(dataset, training=training)
+
+    def _prepare(self, x):
+        """A batch on the device as the network's normalised float NCHW input."""
+        x = to_tensor(x, device=self.device)
+        return images_to_float(x, self.n_channels)
+
+    def infer(self, x, **fit_params):
+        return self.module_(self._prepare(x), **fit_params)
+
+    def per_sample_loss(self, logits, y_true):
+        """Loss of each item, (B,): cross-entropy, or mean BCE over labels."""
+        y_true = to_tensor(y_true, device=self.device)
+        if self.multi_label:
+            return F.binary_cross_entropy_with_logits(
+                logits, y_true.float(), reduction="none").mean(dim=1)
+        return F.cross_entropy(logits, y_true.long(), reduction="none")
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        if self.multi_label:
+            y_true = to_tensor(y_true, device=self.device).float()
+        return super().get_loss(y_pred, y_true, X=X, training=training)
+
+    # -- fitting ---------------------------------------------------------------
+    def fit(self, X, y, **fit_params):
+        """Train on images ``X`` (N, H, W[, C]) uint8 and labels ``y`` (N,) int or (N, L) 0/1.
+
+        With ``warm_start=False`` (default) the network restarts from fresh
+        weights; with ``warm_start=True`` it continues from its current weights
+        with a fresh optimiser and LR schedule.
+        """
+        X, y = self._check_X_y(X, y)
+        if self.n_classes is None and not isinstance(X, torch.utils.data.Dataset):
+            if not (self.warm_start and self.initialized_):
+                self.n_classes_ = int(y.shape[1] if self.multi_label else y.max() + 1)
+        continuing = self.warm_start and self.initialized_
+        with self._seeded(len(self.history) if continuing else 0):
+            if continuing:
+                self.initialize_optimizer()
+            else:
+                self.initialize()
+            self.partial_fit(X, y, **fit_params)
+        return self
+
+    # -- prediction ------------------------------------------------------------
+    def predict_proba(self, X):
+        """Class probabilities (N, C) float32: softmax, or per-label sigmoid in multi-label mode."""
+        return super().predict_proba(self._check_X(X)).astype(np.float32, copy=False)
+
+    def predict(self, X):
+        """Class ids (N,) int64, or (N, L) 0/1 int64 in multi-label mode."""
+        proba = self.predict_proba(X)
+        if self.multi_label:
+            return (proba > 0.5).astype(np.int64)
+        return proba.argmax(axis=1)
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy of ``predict(X)`` (subset accuracy in multi-label mode)."""
+        from sklearn.metrics import accuracy_score
+
+        X, y = self._check_X_y(X, y)
+        return accuracy_score(y.astype(np.int64), self.predict(X), sample_weight=sample_weight)
+
+    def _map_batches(self, X, fn, axis=0):
+        """Apply ``fn`` to each normalised batch of ``X`` in eval mode; concatenate on the CPU along ``axis``."""
+        self.check_is_fitted()
+        X = self._check_X(X)
+        self._set_training(False)
+        outputs = []
+        with torch.no_grad():
+            for xb, _ in self.get_iterator(self.get_dataset(X), training=False):
+                outputs.append(fn(self._prepare(xb)).float().cpu())
+        return torch.cat(outputs, dim=axis).numpy()
+
+    def embed(self, X):
+        """Penultimate features (N, embedding_dim) float32; 512 for the ResNet-18."""
+        return self._map_batches(X, lambda x: self.module_.forward_features(x)[0])
+
+    def predict_proba_mc(self, X, n_samples=20, random_state=None):
+        """Monte Carlo dropout probabilities (n_samples, N, C) float32.
+
+        The network runs in eval mode except its dropout before the head, so
+        each pass is one dropout mask. Since dropout sits only before the
+        head, the backbone runs once per batch and only the head is repeated.
+
+        Parameters
+        ----------
+        X : array of shape (N, H, W) or (N, H, W, C)
+        n_samples : int, default=20
+            Number of stochastic passes.
+        random_state : int or None
+            Seeds the dropout masks (torch's global generator is restored).
+
+        Raises
+        ------
+        ValueError
+            If the network has no dropout (rate 0): every pass would be equal.
+        """
+        self.check_is_fitted()
+        rate = float(getattr(self.module_, "dropout_rate", 0.0))
+        if rate <= 0:
+            raise ValueError(
+                "MC-dropout probabilities need a network with dropout > 0; this one "
+                "has dropout=0 (the study's network). Build it with e.g. dropout=0.3."
+            )
+        if int(n_samples) < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        nonlin = self._get_predict_nonlinearity()
+        module = self.module_
+
+        def mc_batch(x):
+            embedding = module.forward_features(x)[0]
+            return torch.stack([nonlin(module.classify(F.dropout(embedding, rate, training=True)))
+                                for _ in range(int(n_samples))])
+
+        with torch_seeded(random_state, self.device):
+            return self._map_batches(X, mc_batch, axis=1)
+
+
+class LossPredictionClassifier(ImageClassifier):
+    """An :class:`ImageClassifier` trained jointly with LL4AL's loss-prediction head.
+
+    The network returns (logits, predicted loss). The training loss is the
+    mean classification loss plus ``loss_weight`` times the pairwise
+    :func:`margin_ranking_loss` between predicted and true per-sample losses.
+    The stage features reaching the loss head are detached from the backbone
+    after epoch ``epoch_loss`` of each ``fit`` (0-based, as the reference's
+    ``epoch > epoch_loss`` test), so late in training the ranking loss no
+    longer shapes the classifier. One optimiser covers both parts: with the
+    same SGD settings and schedule this equals the reference's two optimisers.
+
+    SCAL's training trick (Hwang et al. 2022, as the MedMNIST study runs it)
+    is off by default and turned on with ``trim_size`` and ``finetune_epochs``.
+
+    Parameters
+    ----------
+    module : str, class or instance, default='resnet18'
+        The backbone, as for :class:`ImageClassifier`.
+    margin : float, default=1.0
+        Margin of the ranking loss.
+    loss_weight : float, default=1.0
+        Weight of the ranking loss.
+    epoch_loss : int, default=30
+        Last 0-based epoch of each fit in which the ranking loss reaches the backbone.
+    loss_hidden : int, default=128
+        Units per stage in the loss head.
+    trim_size : int, default=0
+        SCAL: items of the labeled set left out of the joint training of each
+        fit. On the first fit, the last ``trim_size`` items (the initial set is
+        random, so this is a random drop). On later (warm) fits, ranked by the
+        current model's true loss: ``trim_size // 2`` lowest-loss items among
+        the ones seen in the previous fit (the first rows: modAL appends new
+        labels at the end) and as many lowest-loss items among the new rows.
+    finetune_epochs : int, default=0
+        SCAL: after the joint training, epochs of ranking-loss-only training of
+        the loss head on the whole labeled set, backbone frozen in eval mode,
+        with its own SGD (same lr, momentum, weight decay; no schedule).
+    **kwargs
+        As for :class:`ImageClassifier`.
+    """
+
+    def __init__(self, module="resnet18", *args, margin=1.0, loss_weight=1.0, epoch_loss=30,
+                 loss_hidden=128, trim_size=0, finetune_epochs=0, **kwargs):
+        super().__init__(module, *args, **kwargs)
+        self.margin = margin
+        self.loss_weight = loss_weight
+        self.epoch_loss = epoch_loss
+        self.loss_hidden = loss_hidden
+        self.trim_size = trim_size
+        self.finetune_epochs = finetune_epochs
+
+    def initialize_module(self):
+        super().initialize_module()
+        if not isinstance(self.module_, LossPredictionNetwork):
+            self.module_ = LossPredictionNetwork(self.module_, hidden=self.loss_hidden)
+        return self
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        self.fit_epoch_ = 0
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs)
+        self.module_.detach_features = self.fit_epoch_ > self.epoch_loss
+        self.fit_epoch_ += 1
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        logits, predicted_loss = y_pred
+        target_loss = self.per_sample_loss(logits, y_true)
+        ranking = margin_ranking_loss(predicted_loss, target_loss, self.margin)
+        if self.module_.freeze_backbone:
+            return ranking
+        return target_loss.mean() + self.loss_weight * ranking
+
+    def fit(self, X, y, **fit_params):
+        """Joint training (see the class docstring), then SCAL's steps when enabled."""
+        X, y = self._check_X_y(X, y)
+        continuing = self.warm_start and self.initialized_
+        keep = self._rows_to_train(X, y, continuing)
+        super().fit(X[keep], y[keep], **fit_params)
+        self.n_fit_samples_ = len(X)
+        if int(self.finetune_epochs) > 0:
+            self._finetune_loss_head(X, y)
+        return self
+
+    def _rows_to_train(self, X, y, continuing):
+        """Indices of the rows the joint training uses (all, unless ``trim_size``)."""
+        n, trim = len(X), int(self.trim_size)
+        if trim <= 0 or n - trim < 2:
+            return np.arange(n)
+        if not continuing:
+            return np.arange(n - trim)
+        n_old = min(getattr(self, "n_fit_samples_", n), n)
+        losses = self.true_loss(X, y)
+        half = trim // 2
+        old = np.arange(n_old)[np.argsort(losses[:n_old], kind="stable")][half:]
+        new = np.arange(n_old, n)[np.argsort(losses[n_old:], kind="stable")][half:]
+        return np.sort(np.concatenate([old, new]))
+
+    def true_loss(self, X, y):
+        """Per-sample loss (N,) float32 of the current model, in eval mode."""
+        X, y = self._check_X_y(X, y)
+        self.check_is_fitted()
+        self._set_training(False)
+        losses = []
+        with torch.no_grad():
+            for xb, yb in self.get_iterator(self.get_dataset(X, y), training=False):
+                logits = self.module_.classify(self.module_.forward_features(self._prepare(xb))[0])
+                losses.append(self.per_sample_loss(logits, yb).float().cpu())
+        return torch.cat(losses).numpy()
+
+    def _finetune_loss_head(self, X, y):
+        # skorch trains one set of parameters per fit; fine-tuning only the
+        # head with the backbone frozen and in eval mode needs its own short loop.
+        module = self.module_
+        optimizer = torch.optim.SGD(
+            module.loss_head.parameters(), lr=self.lr,
+            **{k: v for k, v in self.get_params_for("optimizer").items()
+               if k in ("momentum", "weight_decay")})
+        module.freeze_backbone = True
+        try:
+            with self._seeded(len(self.history), 1):
+                for _ in range(int(self.finetune_epochs)):
+                    module.eval()
+                    module.loss_head.train()
+                    for xb, yb in self.get_iterator(self.get_dataset(X, y), training=True):
+                        optimizer.zero_grad()
+                        loss = self.get_loss(self.infer(xb), yb, training=True)
+                        loss.backward()
+                        optimizer.step()
+        finally:
+            module.freeze_backbone = False
+
+    def predict_loss(self, X):
+        """Predicted loss of each image (N,) float32, from the loss head in eval mode."""
+        return self._map_batches(
+            X, lambda x: self.module_.loss_head(self.module_.forward_features(x)[1]))
