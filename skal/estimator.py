@@ -197,8 +197,9 @@ class ImageClassifier(NeuralNetClassifier):
         epochs already trained, so a resumed run replays exactly.
     warm_start : bool, default=False
         False retrains from fresh weights at every ``fit``. True continues
-        from the current weights; the optimiser and any LR schedule restart at
-        every ``fit`` (as the study restarts them every cycle).
+        from the current weights; the optimiser, the history and so any LR
+        schedule restart at every ``fit`` (as the study restarts them every
+        cycle). ``epochs_trained_`` counts the epochs of all fits.
     device : str, default='auto'
         ``'auto'`` picks CUDA when available, else CPU.
     lr, max_epochs, batch_size, optimizer, train_split, verbose, **kwargs
@@ -213,6 +214,8 @@ class ImageClassifier(NeuralNetClassifier):
         ``arange(n_classes_)``: all classes of the task, labeled or not.
     module_ : torch.nn.Module
         The fitted network.
+    epochs_trained_ : int
+        Epochs trained since the weights were last initialised.
     """
 
     def __init__(
@@ -376,12 +379,17 @@ class ImageClassifier(NeuralNetClassifier):
             if not (self.warm_start and self.initialized_):
                 self.n_classes_ = int(y.shape[1] if self.multi_label else y.max() + 1)
         continuing = self.warm_start and self.initialized_
-        with self._seeded(len(self.history) if continuing else 0):
+        epochs_before = self.epochs_trained_ if continuing else 0
+        with self._seeded(epochs_before):
             if continuing:
+                # A fresh optimiser and history: skorch's LRScheduler (and any
+                # callback keyed on the epoch count) restart with each fit.
                 self.initialize_optimizer()
+                self.initialize_history()
             else:
                 self.initialize()
             self.partial_fit(X, y, **fit_params)
+        self.epochs_trained_ = epochs_before + len(self.history)
         return self
 
     # -- prediction ------------------------------------------------------------
@@ -581,7 +589,7 @@ class LossPredictionClassifier(ImageClassifier):
                if k in ("momentum", "weight_decay")})
         module.freeze_backbone = True
         try:
-            with self._seeded(len(self.history), 1):
+            with self._seeded(self.epochs_trained_, 1):
                 for _ in range(int(self.finetune_epochs)):
                     module.eval()
                     module.loss_head.train()

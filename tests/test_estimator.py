@@ -1,0 +1,333 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import LRScheduler
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from skal.estimator import (ImageClassifier, LossPredictionClassifier, images_to_float,
+                            margin_ranking_loss)
+
+
+def make_images(n=48, n_classes=3, channels=None, seed=0):
+    """Images whose class is visible in their brightness, so a few epochs learn something."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % n_classes
+    shape = (n, 28, 28) if channels is None else (n, 28, 28, channels)
+    X = rng.integers(0, 60, shape).astype(np.int64)
+    X += (y * (190 // max(n_classes - 1, 1)))[(...,) + (None,) * (len(shape) - 1)]
+    return X.clip(0, 255).astype(np.uint8), y
+
+
+def small(**kwargs):
+    params = dict(n_classes=3, max_epochs=2, random_state=0, batch_size=16)
+    params.update(kwargs)
+    return ImageClassifier("small_cnn", **params)
+
+
+def weights(net):
+    return [p.detach().clone() for p in net.module_.state_dict().values()]
+
+
+def same_weights(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+# -- input scaling -----------------------------------------------------------
+def test_uint8_images_are_scaled_like_totensor_then_normalize():
+    x = torch.tensor([[[0, 255], [51, 102]]], dtype=torch.uint8)
+    out = images_to_float(x, n_channels=3)
+    assert out.shape == (1, 3, 2, 2)
+    expected = (torch.tensor([[0, 255], [51, 102]]) / 255.0 - 0.5) / 0.5
+    for channel in range(3):  # grayscale repeated to 3 channels
+        assert torch.allclose(out[0, channel], expected)
+
+
+def test_rgb_images_become_channels_first():
+    x = torch.zeros(2, 4, 4, 3, dtype=torch.uint8)
+    x[..., 1] = 255
+    out = images_to_float(x, n_channels=3)
+    assert out.shape == (2, 3, 4, 4)
+    assert torch.all(out[:, 0] == -1) and torch.all(out[:, 1] == 1)
+
+
+def test_float_input_is_not_modified_in_place():
+    X = np.full((2, 4, 4), 0.25, dtype=np.float32)
+    out = images_to_float(torch.from_numpy(X), n_channels=1)
+    assert np.all(X == 0.25)
+    assert torch.allclose(out, torch.full((2, 1, 4, 4), -0.5))
+
+
+# -- scikit-learn behaviour --------------------------------------------------
+def test_fit_predict_score_on_uint8_images():
+    X, y = make_images()
+    clf = small(max_epochs=8).fit(X, y)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (48, 3) and proba.dtype == np.float32
+    assert np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert clf.predict(X).shape == (48,)
+    assert clf.score(X, y) > 0.6
+    assert list(clf.classes_) == [0, 1, 2]
+
+
+def test_classes_cover_the_task_even_when_a_class_is_unlabeled():
+    X, y = make_images()
+    keep = y != 2
+    clf = small().fit(X[keep], y[keep])
+    assert clf.predict_proba(X).shape == (48, 3)
+    assert list(clf.classes_) == [0, 1, 2]
+
+
+def test_device_auto_picks_cpu_without_a_gpu():
+    clf = small(device="auto")
+    assert clf.device == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_same_seed_gives_identical_weights_and_different_seed_does_not():
+    X, y = make_images()
+    a = weights(small(random_state=3).fit(X, y))
+    b = weights(small(random_state=3).fit(X, y))
+    c = weights(small(random_state=4).fit(X, y))
+    assert same_weights(a, b)
+    assert not same_weights(a, c)
+
+
+def test_seeded_fit_leaves_the_global_torch_generator_alone():
+    X, y = make_images()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    small().fit(X, y)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_cold_start_refit_starts_from_fresh_weights():
+    X, y = make_images()
+    once = weights(small().fit(X, y))
+    clf = small()
+    clf.fit(X, y)
+    clf.fit(X, y)
+    assert same_weights(weights(clf), once)
+    assert len(clf.history) == 2
+
+
+def test_warm_start_continues_from_the_current_weights_with_a_fresh_schedule():
+    X, y = make_images()
+    scheduler = ("lr", LRScheduler(policy=torch.optim.lr_scheduler.MultiStepLR,
+                                   milestones=[1], gamma=0.1))
+    clf = small(warm_start=True, callbacks=[scheduler])
+    clf.fit(X, y)
+    after_first = weights(clf)
+    assert clf.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-4)
+    clf.fit(X, y)
+    assert len(clf.history) == 2 and clf.epochs_trained_ == 4
+    assert not same_weights(weights(clf), after_first)
+    # the second fit restarted the schedule: its first epoch ran at the base lr
+    assert clf.history[0, "event_lr"] == pytest.approx(1e-3)
+    assert clf.history[1, "event_lr"] == pytest.approx(1e-4)
+    # continuing differs from starting over
+    fresh = small(callbacks=[scheduler]).fit(X, y)
+    assert not same_weights(weights(clf), weights(fresh))
+
+
+def test_warm_started_fits_replay_exactly():
+    X, y = make_images()
+    a, b = small(warm_start=True), small(warm_start=True)
+    for net in (a, b):
+        net.fit(X, y)
+        net.fit(X[:30], y[:30])
+    assert same_weights(weights(a), weights(b))
+
+
+def test_clone_and_get_params_round_trip():
+    clf = small(lr=0.01, dropout=0.2)
+    copy = clone(clf)
+    assert copy.get_params()["lr"] == 0.01
+    assert copy.get_params()["dropout"] == 0.2
+    assert copy.get_params()["optimizer__momentum"] == 0.9
+
+
+def test_pickled_classifier_predicts_the_same():
+    X, y = make_images()
+    clf = small().fit(X, y)
+    restored = pickle.loads(pickle.dumps(clf))
+    assert np.array_equal(restored.predict_proba(X), clf.predict_proba(X))
+
+
+def test_last_step_of_a_pipeline():
+    X, y = make_images()
+    pipe = Pipeline([("invert", FunctionTransformer(lambda im: 255 - im)),
+                     ("net", small(max_epochs=8))])
+    pipe.fit(X, y)
+    assert pipe.predict(X).shape == (48,)
+    assert pipe.score(X, y) > 0.6
+
+
+def test_grid_search_over_lr_and_max_epochs():
+    X, y = make_images(n=36)
+    search = GridSearchCV(small(), {"lr": [1e-3, 1e-2], "max_epochs": [1, 2]}, cv=2)
+    search.fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+    assert set(search.best_params_) == {"lr", "max_epochs"}
+
+
+def test_predicting_before_fit_is_a_not_fitted_error():
+    X, _ = make_images(n=4)
+    with pytest.raises(NotFittedError):
+        small().predict(X)
+
+
+# -- query support -------------------------------------------------------------
+def test_embed_returns_float32_features_per_image():
+    X, y = make_images()
+    clf = small().fit(X, y)
+    emb = clf.embed(X[:10])
+    assert emb.shape == (10, 128) and emb.dtype == np.float32
+    resnet = ImageClassifier("resnet18", n_classes=3, max_epochs=1, random_state=0).fit(X[:8], y[:8])
+    assert resnet.embed(X[:3]).shape == (3, 512)
+
+
+def test_mc_dropout_samples_vary_and_replay_under_a_seed():
+    X, y = make_images()
+    clf = small(dropout=0.5).fit(X, y)
+    mc = clf.predict_proba_mc(X[:10], n_samples=6, random_state=1)
+    assert mc.shape == (6, 10, 3) and mc.dtype == np.float32
+    assert np.allclose(mc.sum(axis=2), 1, atol=1e-5)
+    assert not np.allclose(mc[0], mc[1])
+    assert np.array_equal(mc, clf.predict_proba_mc(X[:10], n_samples=6, random_state=1))
+
+
+def test_mc_dropout_without_dropout_is_a_clear_error():
+    X, y = make_images()
+    clf = small().fit(X, y)
+    with pytest.raises(ValueError, match="dropout"):
+        clf.predict_proba_mc(X, n_samples=3)
+
+
+# -- multi-label -----------------------------------------------------------------
+def test_multi_label_mode_uses_sigmoid_probabilities():
+    X, _ = make_images(n=40)
+    y = np.random.default_rng(0).integers(0, 2, (40, 5))
+    clf = small(n_classes=5, multi_label=True).fit(X, y)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (40, 5)
+    assert not np.allclose(proba.sum(axis=1), 1)
+    assert set(np.unique(clf.predict(X))) <= {0, 1}
+    assert clf.predict(X).shape == (40, 5)
+
+
+def test_multi_label_targets_for_a_single_label_model_are_refused():
+    X, _ = make_images(n=10)
+    with pytest.raises(ValueError, match="multi_label=True"):
+        small().fit(X, np.ones((10, 5), dtype=int))
+
+
+# -- bad input ---------------------------------------------------------------------
+@pytest.mark.parametrize("X, message", [
+    (np.zeros((4, 28), np.uint8), "shape \\(N, H, W\\)"),
+    (np.zeros((4, 28, 28, 5), np.uint8), "channel"),
+    (np.zeros((4, 28, 28), np.int64), "dtype int64"),
+    (np.full((4, 28, 28), np.nan, np.float32), "NaN"),
+    (np.zeros((0, 28, 28), np.uint8), "empty"),
+])
+def test_bad_images_get_a_clear_error(X, message):
+    with pytest.raises(ValueError, match=message):
+        small().fit(X, np.zeros(len(X), dtype=int))
+
+
+def test_labels_outside_the_classes_are_named():
+    X, _ = make_images(n=6)
+    with pytest.raises(ValueError, match=r"labels \[3, 7\] outside"):
+        small().fit(X, np.array([0, 1, 2, 3, 7, 0]))
+
+
+def test_lengths_that_differ_are_named():
+    X, y = make_images(n=6)
+    with pytest.raises(ValueError, match="different lengths"):
+        small().fit(X, y[:5])
+
+
+def test_colour_images_for_a_grayscale_model_are_refused():
+    X, y = make_images(n=6, channels=3)
+    with pytest.raises(ValueError, match="3 channels but the model expects 1"):
+        small(n_channels=1).fit(X, y)
+
+
+def test_bad_input_at_prediction_time_is_caught_too():
+    X, y = make_images()
+    clf = small().fit(X, y)
+    with pytest.raises(ValueError, match="NaN"):
+        clf.predict(np.full((2, 28, 28), np.inf, np.float32))
+
+
+# -- learning loss -------------------------------------------------------------------
+def test_margin_ranking_loss_known_value():
+    predicted = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    target = torch.tensor([4.0, 0.0, 1.0, 2.0])
+    # pairs (0, 3) and (1, 2): hinge 1 + 3 = 4 for the first, 0 for the second
+    assert margin_ranking_loss(predicted, target, margin=1.0).item() == pytest.approx(2.0)
+    # an odd batch leaves the middle item out: pair (0, 2) alone, hinge 1 - (0 - 2)
+    assert margin_ranking_loss(predicted[:3], target[:3]).item() == pytest.approx(3.0)
+    assert margin_ranking_loss(predicted[:1], target[:1]).item() == 0.0
+
+
+def lossnet(**kwargs):
+    params = dict(n_classes=3, max_epochs=3, random_state=0, batch_size=16, epoch_loss=1)
+    params.update(kwargs)
+    return LossPredictionClassifier("small_cnn", **params)
+
+
+def test_loss_prediction_classifier_predicts_a_loss_per_image():
+    X, y = make_images()
+    clf = lossnet().fit(X, y)
+    loss = clf.predict_loss(X)
+    assert loss.shape == (48,) and loss.dtype == np.float32
+    assert clf.predict_proba(X).shape == (48, 3)
+    assert clf.module_.detach_features  # epoch 2 > epoch_loss 1
+
+
+def test_ranking_loss_trains_the_loss_head_and_detached_features_spare_the_backbone():
+    X, y = make_images(n=64)
+    # Every fourth image is mid-grey with a random label: visibly different and
+    # hard to classify, so its true loss is high and predictable from the image.
+    rng = np.random.default_rng(0)
+    hard = np.arange(64) % 4 == 0
+    X[hard] = rng.integers(70, 130, (hard.sum(), 28, 28)).astype(np.uint8)
+    y[hard] = rng.integers(0, 3, hard.sum())
+    # epoch_loss=-1 detaches the stage features from the first epoch, so the
+    # backbone trains the same whatever the ranking loss's weight.
+    trained = lossnet(max_epochs=15, epoch_loss=-1, lr=0.01).fit(X, y)
+    untrained = lossnet(max_epochs=15, epoch_loss=-1, lr=0.01, loss_weight=0.0).fit(X, y)
+    assert np.array_equal(trained.predict_proba(X), untrained.predict_proba(X))
+    true_loss = torch.from_numpy(trained.true_loss(X, y))
+
+    def ranking(clf):
+        return margin_ranking_loss(torch.from_numpy(clf.predict_loss(X)), true_loss).item()
+
+    assert ranking(trained) < 0.5 * ranking(untrained)
+
+
+def test_scal_trim_leaves_items_out_of_the_joint_training():
+    X, y = make_images()
+    clf = lossnet(trim_size=4, warm_start=True).fit(X, y)
+    assert sum(clf.history[-1, "batches", :, "train_batch_size"]) == 44
+    clf.fit(np.concatenate([X, X[:8]]), np.concatenate([y, y[:8]]))
+    assert sum(clf.history[-1, "batches", :, "train_batch_size"]) == 52
+
+
+def test_scal_finetuning_changes_only_the_loss_head():
+    X, y = make_images()
+    plain = lossnet().fit(X, y)
+    tuned = lossnet(finetune_epochs=2).fit(X, y)
+    for (name, a), b in zip(plain.module_.state_dict().items(), tuned.module_.state_dict().values()):
+        assert torch.equal(a, b) == (not name.startswith("loss_head")), name
+
+
+def test_loss_prediction_classifier_clones():
+    copy = clone(lossnet(margin=0.5, trim_size=2))
+    assert copy.get_params()["margin"] == 0.5 and copy.get_params()["trim_size"] == 2
