@@ -1,0 +1,256 @@
+"""What every query function does before it scores anything.
+
+A query function receives a modAL learner (or a fitted estimator), a pool and
+a few options. :class:`QueryPool` turns these into the things the method
+works with: the network to ask (the last step of a ``Pipeline``), the pool
+rows to score (after optional subsampling, transformed by the steps before
+the network), the labeled set, and one ``numpy.random.Generator`` that every
+random decision of the query draws from, so that the same ``random_state``
+gives the same indices.
+"""
+
+from __future__ import annotations
+
+import numbers
+from functools import cached_property
+
+import numpy as np
+from modAL.utils.data import retrieve_rows
+from sklearn.pipeline import Pipeline
+
+__all__ = ["QueryPool", "check_generator", "subsample_size", "unwrap_learner",
+           "PAPER_SUBSAMPLE_MAX"]
+
+# The study scores at most this many unlabeled items per query.
+PAPER_SUBSAMPLE_MAX = 20000
+
+
+def check_generator(random_state):
+    """A ``numpy.random.Generator`` from None, an int, a RandomState or a Generator.
+
+    A Generator is used as given (its state advances); a RandomState gives
+    one draw that seeds a new Generator (so it advances too); an int always
+    gives the same Generator; None gives fresh entropy.
+    """
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if random_state is None or (isinstance(random_state, (numbers.Integral, np.integer))
+                                and not isinstance(random_state, bool)):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+    raise ValueError(
+        f"random_state must be None, an int, a numpy RandomState or Generator; "
+        f"got {type(random_state).__name__}."
+    )
+
+
+def _check_n_instances(n_instances):
+    if (not isinstance(n_instances, (numbers.Integral, np.integer))
+            or isinstance(n_instances, bool) or n_instances < 1):
+        raise ValueError(f"n_instances must be a positive integer, got {n_instances!r}.")
+    return int(n_instances)
+
+
+def subsample_size(n_pool, n_instances, subsample):
+    """How many pool items a query scores.
+
+    Parameters
+    ----------
+    n_pool : int
+        Size of the unlabeled pool.
+    n_instances : int
+        Items the query selects.
+    subsample : None, int or 'paper'
+        None scores the whole pool. An int scores a random subset of that
+        many (the whole pool when it is larger). ``'paper'`` is the study's
+        rule, ``min(20000, max(n_pool // 2, 10 * n_instances))``, again at
+        most the whole pool.
+
+    Returns
+    -------
+    int
+        Number of items to score, in ``[1, n_pool]``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``subsample`` or a non-positive integer.
+    """
+    if subsample is None:
+        return int(n_pool)
+    if isinstance(subsample, str):
+        if subsample != "paper":
+            raise ValueError(f"subsample must be None, a positive int or 'paper', got {subsample!r}.")
+        size = min(PAPER_SUBSAMPLE_MAX, max(n_pool // 2, 10 * n_instances))
+    elif isinstance(subsample, (numbers.Integral, np.integer)) and not isinstance(subsample, bool):
+        if subsample < 1:
+            raise ValueError(f"subsample must be a positive integer, got {subsample!r}.")
+        size = int(subsample)
+    else:
+        raise ValueError(f"subsample must be None, a positive int or 'paper', got {subsample!r}.")
+    return int(min(size, n_pool))
+
+
+def _is_learner(obj):
+    # modAL learners hold the model in `.estimator` and the labeled set in
+    # `.X_training`; checking both keeps sklearn meta-estimators (which also
+    # have `.estimator`) out.
+    return hasattr(obj, "estimator") and hasattr(obj, "X_training")
+
+
+def unwrap_learner(learner):
+    """Split a learner into (estimator, network, transform).
+
+    Parameters
+    ----------
+    learner : modAL learner, fitted estimator or Pipeline
+        A modAL ``ActiveLearner`` (its ``.estimator`` is used) or the estimator
+        itself. The estimator may be a ``Pipeline`` whose last step is the
+        network.
+
+    Returns
+    -------
+    estimator : object
+        The learner's estimator (the Pipeline itself for a Pipeline).
+    network : object
+        The object asked for ``predict_proba``, ``embed``, ... (a Pipeline's last step).
+    transform : callable or None
+        The Pipeline's steps before the network (``pipe[:-1].transform``), or None.
+    """
+    estimator = learner.estimator if _is_learner(learner) else learner
+    if isinstance(estimator, Pipeline):
+        transform = estimator[:-1].transform if len(estimator.steps) > 1 else None
+        return estimator, estimator[-1], transform
+    return estimator, estimator, None
+
+
+def _n_rows(X):
+    shape = getattr(X, "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) else len(X)
+
+
+class QueryPool:
+    """The part of a pool one query scores, and the network that scores it.
+
+    Validates the common arguments, draws the subsample, and gives each
+    query function lazily transformed pool rows, the labeled set and a
+    random generator.
+
+    Parameters
+    ----------
+    learner : modAL learner or fitted estimator (or Pipeline)
+    X_pool : array-like of shape (N, ...)
+        The unlabeled pool, as the learner's estimator takes it.
+    n_instances : int
+        Items to select, ``1 <= n_instances <= size of the scored subset``.
+    random_state : None, int, RandomState or Generator
+    subsample : None, int or 'paper'
+        See :func:`subsample_size`.
+    method : str
+        The query's name, for error messages.
+
+    Attributes
+    ----------
+    index : ndarray of shape (M,), int64
+        Sorted positions in ``X_pool`` of the scored items.
+    rng : numpy.random.Generator
+        The one source of randomness of the query. The subsample is drawn
+        from it first, then whatever the method needs.
+    n_instances : int
+    network, estimator, learner
+        See :func:`unwrap_learner`.
+
+    Raises
+    ------
+    ValueError
+        Empty pool; ``n_instances`` not a positive integer or larger than the
+        pool or the subsample; a bad ``subsample``.
+    """
+
+    def __init__(self, learner, X_pool, n_instances, random_state, subsample, method):
+        self.method = method
+        self.learner = learner
+        self.estimator, self.network, self._transform = unwrap_learner(learner)
+        n_instances = _check_n_instances(n_instances)
+        n_pool = _n_rows(X_pool)
+        if n_pool == 0:
+            raise ValueError(f"{method}: X_pool is empty; there is nothing to query.")
+        if n_instances > n_pool:
+            raise ValueError(
+                f"{method}: n_instances={n_instances} is larger than the pool ({n_pool} items).")
+        size = subsample_size(n_pool, n_instances, subsample)
+        if n_instances > size:
+            raise ValueError(
+                f"{method}: n_instances={n_instances} is larger than the subsample "
+                f"({size} of {n_pool} pool items, subsample={subsample!r}).")
+        self.rng = check_generator(random_state)
+        self.n_instances = n_instances
+        if size < n_pool:
+            self.index = np.sort(self.rng.choice(n_pool, size, replace=False)).astype(np.int64)
+            self._raw = retrieve_rows(X_pool, self.index)
+        else:
+            self.index = np.arange(n_pool, dtype=np.int64)
+            self._raw = X_pool  # no copy of a whole pool
+
+    def __len__(self):
+        return len(self.index)
+
+    # -- data ------------------------------------------------------------------
+    def _apply(self, X):
+        return X if self._transform is None else self._transform(X)
+
+    @cached_property
+    def X(self):
+        """The scored items, transformed by the Pipeline steps before the network."""
+        return self._apply(self._raw)
+
+    def rows(self, positions):
+        """Transformed rows ``positions`` (into ``index``) of the scored items."""
+        return retrieve_rows(self.X, np.asarray(positions, dtype=np.int64))
+
+    def labeled(self, X_labeled=None):
+        """The labeled set, transformed, or None when there is none.
+
+        ``X_labeled`` when given (in the pool's raw space), else the
+        learner's ``X_training``; a bare estimator has no labeled set.
+        """
+        if X_labeled is None:
+            X_labeled = getattr(self.learner, "X_training", None) if _is_learner(self.learner) else None
+        if X_labeled is None or _n_rows(X_labeled) == 0:
+            return None
+        return self._apply(X_labeled)
+
+    def to_pool(self, positions):
+        """Pool indices (int64) of positions into the scored items."""
+        return self.index[np.asarray(positions, dtype=np.int64)]
+
+    # -- network ---------------------------------------------------------------
+    def require(self, attribute, needed_for):
+        """The network's ``attribute``, or a ValueError saying what it is needed for."""
+        value = getattr(self.network, attribute, None)
+        if value is None:
+            raise ValueError(
+                f"{self.method} needs {needed_for}; {type(self.network).__name__} has no "
+                f"{attribute!r}.")
+        return value
+
+    @property
+    def multi_label(self):
+        return bool(getattr(self.network, "multi_label", False))
+
+    def require_single_label(self):
+        if self.multi_label:
+            raise ValueError(
+                f"{self.method} is undefined for multi-label output (multi_label=True): it "
+                f"needs one predicted class per item. Use an uncertainty method "
+                f"(least_confidence, margin, entropy, bald) or a diversity method instead.")
+
+    @property
+    def device(self):
+        """Where the kernels run: the network's device, else the CPU."""
+        return getattr(self.network, "device", None) or "cpu"
+
+    def seed(self):
+        """An int drawn from ``rng`` for libraries that take int seeds."""
+        return int(self.rng.integers(np.iinfo(np.int32).max))
