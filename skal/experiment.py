@@ -1,0 +1,768 @@
+"""A whole simulated active-learning experiment as one scikit-learn estimator.
+
+:class:`ActiveLearningClassifier` wraps a classifier (an
+:class:`~skal.estimator.ImageClassifier`, a ``Pipeline`` ending in one, or any
+scikit-learn classifier) and, in ``fit(X, y)``, runs the study's loop around a
+modAL ``ActiveLearner`` with ``y`` as the oracle::
+
+    labeled = random initial set (n_initial items, seeded)
+    for cycle in 1..n_cycles:
+        train on labeled                     (ActiveLearner.fit / teach)
+        evaluate on (X_eval, y_eval)         (when given)
+        if not the last cycle:
+            query query_size items from the rest of X; label them with y
+
+The fitted object predicts and scores like its final model, so
+``GridSearchCV`` and ``cross_val_score`` can tune active-learning settings
+(``query_strategy``, ``query_size``, ...) together with the network's
+(``estimator__lr``, ...).
+
+With ``checkpoint_dir`` the state after every cycle is written atomically, and
+a later ``fit`` with the same data and parameters resumes from the last
+completed cycle and ends with the numbers an uninterrupted run gives (on CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import inspect
+import numbers
+import os
+import pickle
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+from skal.metrics import budget_curve_area, evaluate, infer_task, resolve_task
+
+__all__ = ["ActiveLearningClassifier", "CheckpointMismatchError", "ExperimentConfigError",
+           "atomic_write"]
+
+#: Name of the checkpoint file inside ``checkpoint_dir``.
+CHECKPOINT_FILE = "checkpoint.pkl"
+_CHECKPOINT_VERSION = 1
+
+# Parameters that change how a run reports, not what it computes: a resumed
+# run may use other values (e.g. a progress bar on, or off).
+_RUNTIME_PARAMS = ("checkpoint_dir", "on_cycle_end", "verbose")
+_ESTIMATOR_RUNTIME_PARAMS = ("verbose", "callbacks")
+
+
+class ExperimentConfigError(ValueError):
+    """Settings or data that an experiment cannot run with, found before any training."""
+
+
+class CheckpointMismatchError(ExperimentConfigError):
+    """``checkpoint_dir`` holds a run made with other data or parameters.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The checkpoint file.
+    differing : tuple of str
+        The parameters that differ (``('data',)`` when the data do).
+    """
+
+    def __init__(self, message, path=None, differing=()):
+        super().__init__(message)
+        self.path = path
+        self.differing = tuple(differing)
+
+
+# ----------------------------------------------------------------------------
+# Small helpers
+# ----------------------------------------------------------------------------
+
+
+def atomic_write(path, write):
+    """Write a file so that readers see the old or the new content, never a part.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination; its folder is created if needed.
+    write : callable
+        ``write(fh)`` writes the content to a binary file object.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)  # atomic on POSIX and Windows for files on one volume
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _is_int(value):
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool)
+
+
+def _final_step(estimator):
+    """The network of a Pipeline (its last step), or the estimator itself."""
+    return estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+
+
+def _cycle_seed(entropy, cycle, stream):
+    """A 32-bit seed that depends only on (entropy, cycle, stream): a resumed run replays it."""
+    return int(np.random.SeedSequence([entropy, cycle, stream]).generate_state(1)[0])
+
+
+# Streams of _cycle_seed, so that the initial set, the queries and the
+# estimator's seed never share random numbers.
+_INITIAL, _QUERY, _ESTIMATOR = 0, 1, 2
+
+
+def _hash_arrays(*arrays):
+    """A hex digest of the arrays' shapes, dtypes and bytes (None counts as empty)."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for array in arrays:
+        if array is None:
+            digest.update(b"None;")
+            continue
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}{array.dtype.str};".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+def _describe(value):
+    """A stable, comparable description of a parameter value (no memory addresses)."""
+    if not isinstance(value, type) and hasattr(value, "get_params"):
+        params = _result_params(value.get_params(deep=False))
+        return (_qualname(type(value)),
+                tuple(sorted((k, _describe(v)) for k, v in params.items())))
+    if isinstance(value, type) or inspect.isroutine(value):
+        return _qualname(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_describe(v) for v in value)
+    if isinstance(value, (set, frozenset)):  # sorted: set order changes between processes
+        return tuple(sorted(map(repr, map(_describe, value))))
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _describe(v)) for k, v in value.items()))
+    if isinstance(value, np.ndarray):
+        return ("ndarray", _hash_arrays(value))
+    if value is None or isinstance(value, (bool, numbers.Number, str, bytes)):
+        return repr(value)
+    text = repr(value)
+    return _qualname(type(value)) if " at 0x" in text else text
+
+
+def _result_params(params):
+    """Drop the parameters that only change reporting (verbosity, progress callbacks)."""
+    params = {k: v for k, v in params.items()
+              if k != "verbose" and "callbacks__" not in k and not k.startswith("_")}
+    if params.get("callbacks") is not None:
+        params["callbacks"] = [cb for cb in params["callbacks"] if _affects_results(cb)]
+    return params
+
+
+def _qualname(obj):
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _affects_results(callback):
+    """Callbacks may opt out of the checkpoint fingerprint (progress bars, loggers)."""
+    if isinstance(callback, tuple) and len(callback) == 2:
+        callback = callback[1]
+    return getattr(callback, "affects_results", True)
+
+
+# ----------------------------------------------------------------------------
+# The meta-estimator
+# ----------------------------------------------------------------------------
+
+
+class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+    """Run a simulated pool-based active-learning experiment in ``fit``.
+
+    ``fit(X, y)`` treats ``X`` as the pool and ``y`` as the oracle: it draws a
+    random initial set, then for each of ``n_cycles`` cycles trains the
+    estimator on the labeled set (through a modAL ``ActiveLearner``),
+    evaluates it on ``(X_eval, y_eval)`` when given, and, except after the
+    last training, queries ``query_size`` more items and labels them. The
+    fitted object predicts and scores like its final model.
+
+    Parameters
+    ----------
+    estimator : classifier
+        The model trained each cycle: an :class:`~skal.estimator.ImageClassifier`
+        (or ``LossPredictionClassifier``), a ``Pipeline`` ending in one, or any
+        scikit-learn classifier that takes ``X``'s layout. It is cloned; the
+        clone is ``estimator_``.
+    query_strategy : str or callable, default='random'
+        A name registered in :data:`skal.query.STRATEGIES`, or a modAL-style
+        callable ``strategy(learner, X_pool, n_instances=1, **kw) -> indices``.
+        A callable gets ``random_state`` and ``subsample`` only when its
+        signature names them; otherwise the subsample is drawn here.
+    n_initial : int or None, default=None
+        Size of the random initial labeled set; None means ``query_size`` (the
+        study's rule). The set depends only on ``random_state`` and the number
+        of items, so every method gets the same one for the same seed.
+    query_size : int, default=100
+        Items labeled per query (the per-cycle budget).
+    n_cycles : int, default=10
+        Number of trainings (and evaluations). Queries happen between
+        trainings, so ``n_cycles - 1`` of them: the last model was trained on
+        ``n_initial + (n_cycles - 1) * query_size`` items.
+    subsample : None, int or 'paper', default=None
+        How many unlabeled items each query scores: all, a random subset of
+        that many, or the study's rule ``min(20000, max(pool // 2, 10 *
+        query_size))`` (SCAL ignores it and scores the whole pool, as in the study).
+    warm_start : bool, default=True
+        Set on the estimator (when it has that parameter): True continues
+        training from the previous cycle's weights, as the study does; False
+        retrains from fresh weights each cycle.
+    random_state : int, RandomState or None, default=None
+        Seeds the initial set and each query; cycle ``c``'s query seed is
+        derived from ``(random_state, c)`` alone (``np.random.SeedSequence``),
+        so a resumed run replays it. When the estimator has a
+        ``random_state`` parameter left at None, it gets a seed derived from
+        this one too. None draws fresh entropy at ``fit`` (kept in the
+        checkpoint, so even such a run resumes exactly).
+    query_params : dict or None, default=None
+        Extra keyword arguments of the strategy (its own options).
+    final_cycle_params : dict or None, default=None
+        Set on the estimator with ``set_params`` before the last cycle's
+        training. The study's SCAL trains its last cycle on the whole labeled
+        set: ``{'trim_size': 0}``.
+    task : str, DatasetInfo or None, default=None
+        medmnist task (or flag) deciding how ACC and AUC are computed on the
+        evaluation set; None infers it from ``y`` (see
+        :func:`skal.metrics.infer_task`).
+    keep_models : bool, default=False
+        Keep a copy of each cycle's model (the network's weights, on the CPU)
+        so that :meth:`staged_predict_proba` and the budget-curve scorers
+        (:func:`skal.metrics.make_budget_curve_scorer`) can replay the whole
+        curve on new data, e.g. a cross-validation test fold. Costs one
+        model's weights per cycle (45 MB for ResNet-18).
+    checkpoint_dir : str, path-like or None, default=None
+        When set, the state after every cycle (the fitted estimator pickled,
+        the labeled indices, the learning curve, the cycle number) is written
+        atomically to ``checkpoint_dir/checkpoint.pkl``. A later ``fit`` with
+        the same data and parameters resumes after the last completed cycle
+        (a finished run is loaded, not recomputed); other data or parameters
+        raise :class:`CheckpointMismatchError`. Parameters that only change
+        reporting (``on_cycle_end``, ``verbose``, the estimator's
+        ``verbose`` and its callbacks marked ``affects_results = False``) may
+        differ.
+    on_cycle_end : callable, list of callables or None, default=None
+        Called as ``hook(record)`` after every cycle computed by this ``fit``
+        (after its checkpoint is written), with that cycle's
+        ``learning_curve_`` record. Cycles loaded from a checkpoint are not
+        reported again.
+    verbose : int, default=0
+        1 prints one line per cycle.
+
+    Attributes
+    ----------
+    estimator_ : classifier
+        The final model (trained in the last cycle).
+    learner_ : modAL.models.ActiveLearner
+        The learner around ``estimator_``; ``learner_.X_training`` is the
+        labeled set in the order it was labeled.
+    learning_curve_ : list of dict
+        One record per cycle, in order, with keys ``cycle`` (1-based),
+        ``n_labeled`` (items trained on), ``train_seconds``,
+        ``query_seconds`` and ``queried`` (list of int: indices into ``X``
+        queried after this cycle's training and labeled for the next; empty
+        and 0.0 after the last training), plus ``acc`` and ``auc`` on the
+        evaluation set when one was given.
+    labeled_indices_ : ndarray of shape (n_labeled,), int64
+        Indices into ``X`` of the final labeled set, in labeling order
+        (the initial set first).
+    initial_indices_ : ndarray of shape (n_initial,), int64
+    n_resumed_cycles_ : int
+        Cycles loaded from ``checkpoint_dir`` instead of computed (0 for a
+        fresh run, ``n_cycles`` for a finished run loaded from disk).
+    task_ : str
+        The medmnist task the evaluation used.
+    cycle_models_ : list
+        With ``keep_models``: one snapshot per cycle (see :meth:`staged_predict_proba`).
+
+    Examples
+    --------
+    >>> from skal.estimator import ImageClassifier
+    >>> from skal.experiment import ActiveLearningClassifier
+    >>> net = ImageClassifier("small_cnn", n_classes=2, n_channels=1, max_epochs=1,
+    ...                       random_state=0)
+    >>> al = ActiveLearningClassifier(net, "random", query_size=20, n_cycles=3,
+    ...                               random_state=0)
+    >>> al.fit(X_train, y_train, X_eval=X_test, y_eval=y_test)  # doctest: +SKIP
+    >>> [(r["n_labeled"], round(r["acc"], 3)) for r in al.learning_curve_]  # doctest: +SKIP
+    [(20, 0.731), (40, 0.744), (60, 0.763)]
+    """
+
+    def __init__(self, estimator, query_strategy="random", *, n_initial=None, query_size=100,
+                 n_cycles=10, subsample=None, warm_start=True, random_state=None,
+                 query_params=None, final_cycle_params=None, task=None, keep_models=False,
+                 checkpoint_dir=None, on_cycle_end=None, verbose=0):
+        self.estimator = estimator
+        self.query_strategy = query_strategy
+        self.n_initial = n_initial
+        self.query_size = query_size
+        self.n_cycles = n_cycles
+        self.subsample = subsample
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.query_params = query_params
+        self.final_cycle_params = final_cycle_params
+        self.task = task
+        self.keep_models = keep_models
+        self.checkpoint_dir = checkpoint_dir
+        self.on_cycle_end = on_cycle_end
+        self.verbose = verbose
+
+    # -- validation ------------------------------------------------------------
+    def _check_params(self, n_samples, y):
+        """Validate everything before any training; return (strategy, n_initial)."""
+        from skal.query import get_query_strategy, strategy_requirements, subsample_size
+
+        if self.estimator is None:
+            raise ExperimentConfigError(
+                "estimator is required: pass a classifier such as ImageClassifier(...).")
+        for name in ("query_size", "n_cycles"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ExperimentConfigError(f"{name} must be a positive integer, got {value!r}.")
+        n_initial = self.query_size if self.n_initial is None else self.n_initial
+        if not _is_int(n_initial) or n_initial < 1:
+            raise ExperimentConfigError(
+                f"n_initial must be a positive integer or None, got {self.n_initial!r}.")
+        needed = int(n_initial) + (int(self.n_cycles) - 1) * int(self.query_size)
+        if needed > n_samples:
+            raise ExperimentConfigError(
+                f"The budget exceeds the pool: n_initial + (n_cycles - 1) * query_size = "
+                f"{n_initial} + ({self.n_cycles} - 1) * {self.query_size} = {needed} items "
+                f"must be labeled, but X holds only {n_samples}.")
+        try:
+            subsample_size(max(n_samples, 1), 1, self.subsample)  # raises for a bad value
+        except ValueError as exc:
+            raise ExperimentConfigError(str(exc)) from None
+        if _is_int(self.subsample) and self.subsample < self.query_size:
+            raise ExperimentConfigError(
+                f"subsample={self.subsample} scores fewer items than a query selects "
+                f"(query_size={self.query_size}).")
+        for name in ("query_params", "final_cycle_params"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, dict):
+                raise ExperimentConfigError(
+                    f"{name} must be a dict or None, got {type(value).__name__}.")
+        if self.final_cycle_params:
+            valid = self.estimator.get_params()
+            unknown = sorted(set(self.final_cycle_params) - set(valid))
+            if unknown:
+                raise ExperimentConfigError(
+                    f"final_cycle_params names {unknown}, which "
+                    f"{type(self.estimator).__name__} does not have.")
+        try:
+            strategy = get_query_strategy(self.query_strategy)
+            requirements = strategy_requirements(self.query_strategy)
+        except ValueError as exc:  # unknown name: the message lists the valid ones
+            raise ExperimentConfigError(str(exc)) from None
+        self._check_requirements(requirements, y)
+        return strategy, int(n_initial)
+
+    def _check_requirements(self, requirements, y):
+        """Refuse a strategy the estimator cannot serve, naming what is missing."""
+        name = self.query_strategy if isinstance(self.query_strategy, str) else getattr(
+            self.query_strategy, "__name__", "the query strategy")
+        net = _final_step(self.estimator)
+        kind = type(net).__name__
+        if "loss_head" in requirements and not callable(getattr(net, "predict_loss", None)):
+            raise ExperimentConfigError(
+                f"{name} needs a loss-prediction head (predict_loss), which {kind} lacks; "
+                f"use skal.estimator.LossPredictionClassifier.")
+        if "embedding" in requirements and not callable(getattr(net, "embed", None)):
+            raise ExperimentConfigError(
+                f"{name} needs penultimate-layer embeddings (embed), which {kind} lacks; "
+                f"use skal.estimator.ImageClassifier.")
+        if "dropout" in requirements:
+            rate = getattr(net, "dropout", None)
+            if not callable(getattr(net, "predict_proba_mc", None)) or (
+                    isinstance(rate, numbers.Number) and rate <= 0):
+                raise ExperimentConfigError(
+                    f"{name} needs MC-dropout probabilities, but {kind} has dropout={rate!r}; "
+                    f"build the estimator with dropout > 0 (e.g. 0.3).")
+        if "single_label" in requirements and y.ndim == 2 and y.shape[1] > 1:
+            raise ExperimentConfigError(
+                f"{name} needs single-label targets (one class per item); y is multi-label "
+                f"with {y.shape[1]} labels.")
+
+    def _entropy(self):
+        """An int seed for the run: random_state itself, one draw, or fresh entropy."""
+        if self.random_state is None:
+            return int(np.random.SeedSequence().entropy)
+        if _is_int(self.random_state):
+            if self.random_state < 0:
+                raise ExperimentConfigError(
+                    f"random_state must be non-negative, got {self.random_state}.")
+            return int(self.random_state)
+        if isinstance(self.random_state, np.random.RandomState):
+            return int(self.random_state.randint(np.iinfo(np.int32).max))
+        raise ExperimentConfigError(
+            f"random_state must be None, a non-negative int or a RandomState, "
+            f"got {self.random_state!r}.")
+
+    def _fingerprint(self, arrays_digest):
+        """What a checkpoint must match: the data and every result-changing parameter."""
+        own = {k: v for k, v in self.get_params(deep=False).items()
+               if k not in _RUNTIME_PARAMS}
+        if not _is_int(own["random_state"]):
+            own["random_state"] = None  # the drawn entropy lives in the checkpoint
+        params = {}
+        for key, value in own.items():
+            if key == "estimator" and hasattr(value, "get_params"):
+                # One level flattened, so a mismatch can name e.g. estimator__lr.
+                params[key] = _qualname(type(value))
+                for sub, sub_value in _result_params(value.get_params(deep=False)).items():
+                    params[f"{key}__{sub}"] = _describe(sub_value)
+            else:
+                params[key] = _describe(value)
+        return {"data": arrays_digest, "params": params}
+
+    # -- checkpoints -----------------------------------------------------------
+    def _checkpoint_path(self):
+        return Path(os.fspath(self.checkpoint_dir)) / CHECKPOINT_FILE
+
+    def _load_checkpoint(self, fingerprint):
+        path = self._checkpoint_path()
+        if not path.is_file():
+            return None
+        with open(path, "rb") as fh:
+            state = pickle.load(fh)
+        if state.get("version") != _CHECKPOINT_VERSION:
+            raise CheckpointMismatchError(
+                f"{path} was written by another version of skal; delete it to start over.",
+                path, ("version",))
+        old = state["fingerprint"]
+        if old["data"] != fingerprint["data"]:
+            raise CheckpointMismatchError(
+                f"{path} holds a run on other data (X, y, X_eval or y_eval differ); use "
+                f"another checkpoint_dir or delete it to start over.", path, ("data",))
+        if old["params"] != fingerprint["params"]:
+            keys = sorted(k for k in set(old["params"]) | set(fingerprint["params"])
+                          if old["params"].get(k) != fingerprint["params"].get(k))
+            raise CheckpointMismatchError(
+                f"{path} holds a run with other parameters ({', '.join(keys)} differ); use "
+                f"another checkpoint_dir or delete it to start over.", path, keys)
+        return state
+
+    def _save_checkpoint(self, fingerprint, entropy, estimator, labeled, pending, curve,
+                         snapshots):
+        state = {
+            "version": _CHECKPOINT_VERSION,
+            "fingerprint": fingerprint,
+            "entropy": entropy,
+            "cycle": len(curve),
+            "estimator": estimator,
+            "labeled_indices": labeled,
+            "pending": pending,
+            "learning_curve": curve,
+            "cycle_models": snapshots,
+        }
+        atomic_write(self._checkpoint_path(),
+                     lambda fh: pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL))
+
+    # -- estimator set-up ------------------------------------------------------
+    def _prepare_estimator(self, entropy):
+        estimator = clone(self.estimator)
+        params = estimator.get_params()
+        net = _final_step(estimator)
+        prefix = f"{estimator.steps[-1][0]}__" if net is not estimator else ""
+        updates = {}
+        if f"{prefix}warm_start" in params:
+            updates[f"{prefix}warm_start"] = bool(self.warm_start)
+        if f"{prefix}random_state" in params and params[f"{prefix}random_state"] is None:
+            updates[f"{prefix}random_state"] = _cycle_seed(entropy, 0, _ESTIMATOR)
+        return estimator.set_params(**updates)
+
+    def _adopt_runtime_params(self, loaded):
+        """Give a model loaded from a checkpoint this run's reporting settings."""
+        net, template = _final_step(loaded), _final_step(self.estimator)
+        if not hasattr(template, "get_params"):
+            return loaded
+        current = template.get_params(deep=False)
+        for key in _ESTIMATOR_RUNTIME_PARAMS:
+            if key in current:
+                setattr(net, key, copy.deepcopy(current[key]))
+        if getattr(net, "initialized_", False) and hasattr(net, "initialize_callbacks"):
+            net.initialize_callbacks()  # skorch keeps built callbacks in callbacks_
+        return loaded
+
+    # -- the loop --------------------------------------------------------------
+    def fit(self, X, y, X_eval=None, y_eval=None):
+        """Run the active-learning experiment with ``y`` as the oracle.
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, H, W) or (N, H, W, C), uint8
+            The pool, as MedMNIST stores images (or any layout the estimator
+            takes). Indices in ``learning_curve_`` and ``labeled_indices_``
+            point into it.
+        y : ndarray of shape (N,) or (N, 1) int, or (N, L) 0/1 for multi-label
+            The oracle's labels; only labeled items' labels reach the estimator.
+        X_eval, y_eval : arrays like X and y, optional
+            Evaluated after every training (ACC and AUC in ``learning_curve_``).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ExperimentConfigError
+            (a ``ValueError``) Bad parameters, a budget larger than the pool,
+            an unknown strategy or one the estimator cannot serve; all before
+            any training.
+        CheckpointMismatchError
+            (an ``ExperimentConfigError``) ``checkpoint_dir`` holds a run made
+            with other data or parameters.
+        """
+        X, y = self._check_data(X, y, "X", "y")
+        if (X_eval is None) != (y_eval is None):
+            raise ExperimentConfigError("X_eval and y_eval must be given together.")
+        if X_eval is not None:
+            X_eval, y_eval = self._check_data(X_eval, y_eval, "X_eval", "y_eval")
+        strategy, n_initial = self._check_params(len(X), y)
+        try:
+            self.task_ = (resolve_task(self.task) if self.task is not None else
+                          infer_task(y, getattr(_final_step(self.estimator), "n_classes", None)))
+        except ValueError as exc:
+            raise ExperimentConfigError(str(exc)) from None
+
+        fingerprint = state = None
+        if self.checkpoint_dir is not None:
+            fingerprint = self._fingerprint(_hash_arrays(X, y, X_eval, y_eval))
+            state = self._load_checkpoint(fingerprint)
+        entropy = state["entropy"] if state else self._entropy()
+
+        from modAL.models import ActiveLearner
+
+        if state:
+            estimator = self._adopt_runtime_params(state["estimator"])
+            labeled = np.asarray(state["labeled_indices"], dtype=np.int64)
+            pending = np.asarray(state["pending"], dtype=np.int64)
+            curve = list(state["learning_curve"])
+            snapshots = list(state["cycle_models"])
+        else:
+            estimator = self._prepare_estimator(entropy)
+            order = np.random.default_rng(_cycle_seed(entropy, 0, _INITIAL)).permutation(len(X))
+            labeled = order[:n_initial].astype(np.int64)  # random order, not sorted
+            pending = np.empty(0, dtype=np.int64)
+            curve, snapshots = [], []
+        self.initial_indices_ = labeled[:n_initial].copy()  # labeling order: initial set first
+        self.n_resumed_cycles_ = len(curve)
+        self.estimator_ = estimator
+        self.learner_ = ActiveLearner(estimator=estimator, query_strategy=strategy)
+        if curve:
+            # modAL's labeled set, rebuilt without training (the model is loaded).
+            self.learner_.X_training, self.learner_.y_training = X[labeled], y[labeled]
+        self.learning_curve_ = curve
+        self.cycle_models_ = snapshots
+        self.labeled_indices_ = labeled
+
+        hooks = self.on_cycle_end
+        if hooks is None:
+            hooks = []
+        elif not isinstance(hooks, (list, tuple)):
+            hooks = [hooks]
+        for cycle in range(len(curve), int(self.n_cycles)):
+            last = cycle == int(self.n_cycles) - 1
+            if last and self.final_cycle_params:
+                estimator.set_params(**self.final_cycle_params)
+
+            start = time.perf_counter()
+            with _quiet_modal():
+                if cycle == 0:
+                    self.learner_.fit(X[labeled], y[labeled])
+                else:
+                    self.learner_.teach(X[pending], y[pending])
+                    labeled = np.concatenate([labeled, pending])
+            record = {"cycle": cycle + 1, "n_labeled": int(len(labeled)),
+                      "train_seconds": time.perf_counter() - start}
+            if X_eval is not None:
+                scores = evaluate(y_eval, estimator.predict_proba(X_eval), self.task_)
+                record.update(acc=float(scores.ACC), auc=float(scores.AUC))
+
+            pending = np.empty(0, dtype=np.int64)
+            start = time.perf_counter()
+            if not last:
+                pending = self._query(strategy, X, labeled, cycle, entropy)
+            record["query_seconds"] = time.perf_counter() - start if not last else 0.0
+            record["queried"] = pending.tolist()
+
+            curve.append(record)
+            self.labeled_indices_ = labeled
+            if self.keep_models:
+                snapshots.append(_snapshot(estimator))
+            if self.checkpoint_dir is not None:
+                self._save_checkpoint(fingerprint, entropy, estimator, labeled, pending,
+                                      curve, snapshots)
+            if self.verbose:
+                print(_format_record(record), flush=True)
+            for hook in hooks:
+                hook(dict(record))
+        return self
+
+    @staticmethod
+    def _check_data(X, y, x_name, y_name):
+        if not hasattr(X, "shape"):
+            X = np.asarray(X)
+        y = np.asarray(y)
+        if len(X) != len(y):
+            raise ExperimentConfigError(
+                f"{x_name} and {y_name} have different lengths: {len(X)} and {len(y)}.")
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]  # medmnist stores single labels as (N, 1)
+        return X, y
+
+    def _query(self, strategy, X, labeled, cycle, entropy):
+        """Indices into X of the next ``query_size`` items, from the unlabeled rest."""
+        from skal.query import subsample_size
+
+        mask = np.ones(len(X), dtype=bool)
+        mask[labeled] = False
+        pool = np.flatnonzero(mask)
+        seed = _cycle_seed(entropy, cycle, _QUERY)
+        kwargs = dict(self.query_params or {})
+        accepted = _named_parameters(strategy)
+        if "random_state" in accepted:
+            kwargs["random_state"] = seed
+        if "subsample" in accepted:
+            kwargs["subsample"] = self.subsample
+        elif self.subsample is not None:
+            # A plain modAL strategy scores what it is given: subsample here.
+            size = subsample_size(len(pool), int(self.query_size), self.subsample)
+            rng = np.random.default_rng(seed)
+            pool = np.sort(rng.choice(pool, size, replace=False))
+        with _quiet_modal():
+            chosen, _ = self.learner_.query(X[pool], n_instances=int(self.query_size), **kwargs)
+        chosen = np.asarray(chosen).reshape(-1)
+        if (len(chosen) != int(self.query_size) or not np.issubdtype(chosen.dtype, np.integer)
+                or len(np.unique(chosen)) != len(chosen) or chosen.min() < 0
+                or chosen.max() >= len(pool)):
+            raise RuntimeError(
+                f"The query strategy returned {chosen!r}; it must return {self.query_size} "
+                f"distinct integer indices into the pool of {len(pool)} items.")
+        return pool[chosen].astype(np.int64)
+
+    # -- the fitted model ------------------------------------------------------
+    def _check_fitted(self):
+        check_is_fitted(self, "estimator_")
+
+    @property
+    def classes_(self):
+        """The final model's classes."""
+        self._check_fitted()
+        return self.estimator_.classes_
+
+    def predict(self, X):
+        """The final model's predictions for ``X``."""
+        self._check_fitted()
+        return self.estimator_.predict(X)
+
+    def predict_proba(self, X):
+        """The final model's probabilities for ``X``, (N, C) float."""
+        self._check_fitted()
+        return self.estimator_.predict_proba(X)
+
+    def score(self, X, y, sample_weight=None):
+        """The final model's ``score`` (accuracy for skal's classifiers)."""
+        self._check_fitted()
+        kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
+        return self.estimator_.score(X, y, **kwargs)
+
+    def staged_predict_proba(self, X):
+        """Probabilities of each cycle's model, in cycle order.
+
+        Needs ``keep_models=True``.
+
+        Parameters
+        ----------
+        X : array like the pool
+
+        Yields
+        ------
+        proba : ndarray of shape (N, C), float
+            One per cycle.
+        """
+        self._check_fitted()
+        if not self.keep_models or len(self.cycle_models_) != len(self.learning_curve_):
+            raise NotFittedError(
+                "staged_predict_proba needs each cycle's model: fit with keep_models=True.")
+        replay = None
+        for snapshot in self.cycle_models_:
+            if isinstance(snapshot, dict):  # a torch state_dict: load it into one copy
+                if replay is None:
+                    replay = copy.deepcopy(self.estimator_)
+                _final_step(replay).module_.load_state_dict(snapshot)
+                yield replay.predict_proba(X)
+            else:
+                yield snapshot.predict_proba(X)
+
+    def budget_curve_area(self, metric="acc"):
+        """Normalised area under this run's evaluation curve.
+
+        See :func:`skal.metrics.budget_curve_area`; the curve is the one
+        measured on ``(X_eval, y_eval)`` during ``fit``.
+
+        Parameters
+        ----------
+        metric : {'acc', 'auc'}
+
+        Returns
+        -------
+        float
+        """
+        self._check_fitted()
+        if metric not in ("acc", "auc"):
+            raise ValueError(f"metric must be 'acc' or 'auc', got {metric!r}.")
+        if not self.learning_curve_ or metric not in self.learning_curve_[0]:
+            raise ValueError("The curve has no evaluation: fit with X_eval and y_eval.")
+        return budget_curve_area([r["n_labeled"] for r in self.learning_curve_],
+                                 [r[metric] for r in self.learning_curve_])
+
+
+def _snapshot(estimator):
+    """A copy of the model that lasts: a skorch network's weights on the CPU, else a deep copy."""
+    module = getattr(_final_step(estimator), "module_", None)
+    if module is not None and hasattr(module, "state_dict"):
+        return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    return copy.deepcopy(estimator)
+
+
+def _named_parameters(func):
+    try:
+        return set(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _format_record(record):
+    text = f"cycle {record['cycle']}: {record['n_labeled']} labeled"
+    if "acc" in record:
+        text += f", acc {record['acc']:.4f}, auc {record['auc']:.4f}"
+    return text + f" (train {record['train_seconds']:.1f}s, query {record['query_seconds']:.1f}s)"
+
+
+@contextlib.contextmanager
+def _quiet_modal():
+    """modAL 0.4.1 calls check_X_y(force_all_finite=...), which scikit-learn 1.6+ deprecates."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*force_all_finite.*", category=FutureWarning)
+        yield

@@ -1,0 +1,292 @@
+"""Evaluation metrics: MedMNIST's ACC and AUC, and the area under a budget curve.
+
+ACC and AUC are computed by medmnist's own functions
+(:func:`medmnist.evaluator.getACC`, :func:`medmnist.evaluator.getAUC`), so
+skal's figures are the ones ``medmnist.Evaluator`` reports for the same
+predictions; this module only resolves the task and handles the cases where
+AUC is undefined.
+
+The task decides the semantics, as in medmnist:
+
+- ``'multi-class'`` and ``'ordinal-regression'``: ACC of the arg-max class;
+  AUC is the mean over classes of one-vs-rest AUC.
+- ``'binary-class'``: ACC thresholds the last column at 0.5; AUC of the last column.
+- ``'multi-label, binary-class'`` (chestmnist): ACC and AUC are means over
+  labels, ACC thresholding each label's score at 0.5.
+
+Examples
+--------
+>>> import numpy as np
+>>> from skal.metrics import evaluate
+>>> y = np.array([0, 1, 1, 0])
+>>> proba = np.array([[.9, .1], [.2, .8], [.6, .4], [.3, .7]])
+>>> evaluate(y, proba, "binary-class")
+Metrics(AUC=0.75, ACC=0.5)
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from medmnist.evaluator import Metrics, getACC, getAUC
+
+__all__ = [
+    "TASKS",
+    "Metrics",
+    "accuracy",
+    "auc",
+    "evaluate",
+    "infer_task",
+    "resolve_task",
+    "budget_curve_area",
+    "budget_curve_scorer",
+    "make_budget_curve_scorer",
+]
+
+#: medmnist's task strings, as ``medmnist.INFO[flag]['task']`` spells them.
+TASKS = ("multi-class", "binary-class", "ordinal-regression", "multi-label, binary-class")
+
+
+def resolve_task(task):
+    """Turn a task, a dataset flag or a :class:`~skal.data.DatasetInfo` into a medmnist task string.
+
+    Parameters
+    ----------
+    task : str or DatasetInfo
+        One of :data:`TASKS`, a MedMNIST 2D flag such as ``'chestmnist'``, or
+        an object with a ``task`` attribute.
+
+    Returns
+    -------
+    task : str
+        One of :data:`TASKS`.
+
+    Raises
+    ------
+    ValueError
+        Neither a task nor a known flag; the message lists the tasks.
+    """
+    if hasattr(task, "task"):
+        task = task.task
+    if task in TASKS:
+        return task
+    if isinstance(task, str):
+        from skal.data import FLAGS_2D, dataset_info  # data knows flags; metrics only tasks
+
+        if task.strip().lower() in FLAGS_2D:
+            return dataset_info(task).task
+    raise ValueError(
+        f"Unknown task {task!r}; use one of {', '.join(map(repr, TASKS))} or a MedMNIST 2D flag."
+    )
+
+
+def infer_task(y, n_classes=None):
+    """Guess the medmnist task of labels ``y`` (when no dataset says it).
+
+    Parameters
+    ----------
+    y : array-like of shape (N,), (N, 1) or (N, L)
+        Class ids, or 0/1 indicators for multi-label.
+    n_classes : int, optional
+        Number of classes; by default ``max(y) + 1``.
+
+    Returns
+    -------
+    task : str
+        ``'multi-label, binary-class'`` for (N, L) labels with L > 1,
+        ``'binary-class'`` for two classes, ``'multi-class'`` otherwise.
+        Ordinal tasks score as multi-class in medmnist, so nothing is lost.
+    """
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        return "multi-label, binary-class"
+    if n_classes is None:
+        n_classes = int(y.max()) + 1 if y.size else 0
+    return "binary-class" if n_classes == 2 else "multi-class"
+
+
+def _as_arrays(y_true, y_score):
+    y_true = np.asarray(y_true)
+    y_score = np.asarray(y_score, dtype=np.float64)
+    if len(y_true) != len(y_score):
+        raise ValueError(
+            f"y_true and y_score have different lengths: {len(y_true)} and {len(y_score)}."
+        )
+    if len(y_true) < 2:
+        # medmnist squeezes its inputs, which breaks the shapes of a single item.
+        raise ValueError("At least two items are needed to evaluate ACC and AUC.")
+    return y_true, y_score
+
+
+def accuracy(y_true, y_score, task, threshold=0.5):
+    """ACC as medmnist computes it (:func:`medmnist.evaluator.getACC`).
+
+    Parameters
+    ----------
+    y_true : array-like of int, shape (N,), (N, 1) or (N, L)
+        Class ids, or (N, L) 0/1 indicators for multi-label.
+    y_score : array-like of float, shape (N, C) or (N, L)
+        Predicted probabilities (softmax per class, or sigmoid per label).
+    task : str or DatasetInfo
+        See :func:`resolve_task`.
+    threshold : float, default=0.5
+        For binary and multi-label tasks.
+
+    Returns
+    -------
+    acc : float
+    """
+    y_true, y_score = _as_arrays(y_true, y_score)
+    return float(getACC(y_true, y_score, resolve_task(task), threshold=threshold))
+
+
+def auc(y_true, y_score, task, undefined="nan"):
+    """AUC as medmnist computes it (:func:`medmnist.evaluator.getAUC`).
+
+    Parameters
+    ----------
+    y_true : array-like of int, shape (N,), (N, 1) or (N, L)
+    y_score : array-like of float, shape (N, C) or (N, L)
+    task : str or DatasetInfo
+    undefined : {'nan', 'raise'}, default='nan'
+        What to do when AUC is undefined, i.e. a class (or label) of
+        ``y_true`` has only positives or only negatives, as happens on tiny
+        evaluation sets: NaN with a ``RuntimeWarning`` (for multi-class, the
+        mean over classes is then NaN too), or a ``ValueError``.
+
+    Returns
+    -------
+    auc : float
+    """
+    if undefined not in ("nan", "raise"):
+        raise ValueError(f"undefined must be 'nan' or 'raise', got {undefined!r}.")
+    y_true, y_score = _as_arrays(y_true, y_score)
+    task = resolve_task(task)
+    with warnings.catch_warnings(record=True) as caught:
+        # scikit-learn >= 1.6 warns and returns NaN where older versions raised.
+        warnings.simplefilter("always")
+        try:
+            value, reason = float(getAUC(y_true, y_score, task)), None
+        except ValueError as exc:
+            value, reason = float("nan"), str(exc)
+    if reason is None and np.isnan(value):
+        reason = (str(caught[0].message) if caught else
+                  "a class has only positives or only negatives")
+    if reason is None:
+        for w in caught:  # pass on anything unrelated
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return value
+    if undefined == "raise":
+        raise ValueError(f"AUC is undefined on these labels: {reason}")
+    warnings.warn(f"AUC is undefined on these labels ({reason}); reporting NaN.",
+                  RuntimeWarning, stacklevel=2)
+    return value
+
+
+def evaluate(y_true, y_score, task, undefined="nan"):
+    """Both of medmnist's figures, as ``medmnist.Evaluator.evaluate`` returns them.
+
+    Parameters
+    ----------
+    y_true : array-like of int, shape (N,), (N, 1) or (N, L)
+    y_score : array-like of float, shape (N, C) or (N, L)
+    task : str or DatasetInfo
+    undefined : {'nan', 'raise'}, default='nan'
+        See :func:`auc`.
+
+    Returns
+    -------
+    metrics : Metrics
+        medmnist's named tuple ``(AUC, ACC)`` of floats.
+    """
+    return Metrics(auc(y_true, y_score, task, undefined=undefined),
+                   accuracy(y_true, y_score, task))
+
+
+def budget_curve_area(n_labeled, values):
+    """Normalised area under a budget curve (a metric vs the number of labels).
+
+    The trapezoid area under ``values`` against ``n_labeled``, divided by the
+    width of the budget range, so it is the curve's mean height: in [0, 1]
+    for ACC and AUC, comparable across budgets, and higher for a method that
+    is better all along the way rather than only at the end.
+
+    Parameters
+    ----------
+    n_labeled : array-like of int, shape (n_cycles,)
+        Labeled-set size of each cycle, strictly increasing.
+    values : array-like of float, shape (n_cycles,)
+        The metric at each cycle.
+
+    Returns
+    -------
+    area : float
+        The normalised area; for a single cycle, its value. NaN when any value is.
+
+    Examples
+    --------
+    >>> budget_curve_area([10, 20, 30], [0.5, 0.7, 0.7])
+    0.65
+    """
+    x = np.asarray(n_labeled, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1 or x.shape != v.shape or len(x) == 0:
+        raise ValueError(
+            f"n_labeled and values must be 1-D of the same non-zero length; got "
+            f"shapes {x.shape} and {v.shape}."
+        )
+    if len(x) == 1:
+        return float(v[0])
+    if np.any(np.diff(x) <= 0):
+        raise ValueError(f"n_labeled must be strictly increasing; got {x.tolist()}.")
+    # The trapezoid rule by hand: np.trapezoid needs numpy 2, np.trapz is gone there.
+    area = np.sum((v[1:] + v[:-1]) / 2 * np.diff(x))
+    return float(area / (x[-1] - x[0]))
+
+
+def make_budget_curve_scorer(metric="acc"):
+    """A scorer of whole active-learning curves, for ``GridSearchCV`` and ``cross_val_score``.
+
+    ``scorer(al, X, y)`` replays every cycle's model of a fitted
+    :class:`~skal.experiment.ActiveLearningClassifier` on ``(X, y)`` -- in a
+    cross-validation, the held-out fold -- and returns the normalised area
+    under that curve (:func:`budget_curve_area`) against the cycles' labeled
+    counts. A method that is good early as well as late scores higher than
+    one that only catches up at the end, which a score of the final model
+    cannot tell apart. The classifier must be fitted with
+    ``keep_models=True`` (each cycle's weights are kept for the replay).
+
+    Parameters
+    ----------
+    metric : {'acc', 'auc'}, default='acc'
+        medmnist's ACC or AUC, with the classifier's task (``al.task_``).
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y) -> float``, greater is better.
+
+    Examples
+    --------
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> search = GridSearchCV(
+    ...     ActiveLearningClassifier(net, keep_models=True, query_size=20, n_cycles=3),
+    ...     {"query_strategy": ["random", "entropy"], "estimator__lr": [0.01, 0.1]},
+    ...     scoring=make_budget_curve_scorer("acc"), cv=3)  # doctest: +SKIP
+    """
+    if metric not in ("acc", "auc"):
+        raise ValueError(f"metric must be 'acc' or 'auc', got {metric!r}.")
+    score = accuracy if metric == "acc" else auc
+
+    def budget_curve_score(estimator, X, y):
+        y = np.asarray(y)
+        values = [score(y, proba, estimator.task_) for proba in estimator.staged_predict_proba(X)]
+        return budget_curve_area([r["n_labeled"] for r in estimator.learning_curve_], values)
+
+    budget_curve_score.__name__ = f"budget_curve_{metric}"
+    return budget_curve_score
+
+
+#: :func:`make_budget_curve_scorer` with ACC.
+budget_curve_scorer = make_budget_curve_scorer("acc")
