@@ -1,0 +1,202 @@
+"""The command line: `skal run` and main.py, outputs, resume after SIGKILL, and errors."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from skal.cli import CSV_COLUMNS, main, run_main
+from skal.estimator import ImageClassifier
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--preset", "fast", "--model", "small_cnn", "--epochs", "1", "--cycles", "3",
+        "--budget", "10", "--device", "cpu"]
+
+
+def read_rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def numbers(rows):
+    """What must replay exactly: everything but the timings."""
+    return [{k: r[k] for k in CSV_COLUMNS if not k.endswith("seconds")} for r in rows]
+
+
+def run_dir(out, dataset="breastmnist", method="random", preset="fast"):
+    return Path(out) / preset / dataset / method
+
+
+def test_run_writes_tidy_csv_and_labeled_indices(real_root, tmp_path, capsys):
+    rc = run_main(["--method", "random", "--dataset", "breastmnist", *TINY, "--root",
+                   str(real_root), "--out", str(tmp_path), "--quiet"])
+    assert rc == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""  # --quiet is silent
+    folder = run_dir(tmp_path)
+    rows = read_rows(folder / "results.csv")
+    assert list(rows[0]) == list(CSV_COLUMNS)
+    assert [(r["method"], r["dataset"], r["trial"], r["cycle"], r["n_labeled"]) for r in rows] == [
+        ("random", "breastmnist", "0", str(c), str(10 * c)) for c in (1, 2, 3)]
+    assert all(0 <= float(r["acc"]) <= 1 and 0 <= float(r["auc"]) <= 1 for r in rows)
+    assert float(rows[-1]["query_seconds"]) == 0.0
+    labeled = read_rows(folder / "trial_0" / "labeled.csv")
+    assert [int(r["cycle"]) for r in labeled] == [1] * 10 + [2] * 10 + [3] * 10
+    assert len({r["index"] for r in labeled}) == 30
+    assert (folder / "trial_0" / "checkpoint" / "checkpoint.pkl").is_file()
+
+
+def test_skal_run_with_progress_then_a_finished_run_is_not_recomputed(
+        real_root, tmp_path, capsys, monkeypatch):
+    args = ["run", "--method", "random", "--dataset", "breastmnist", *TINY, "--trials", "2",
+            "--root", str(real_root), "--out", str(tmp_path)]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    for bar in ("trials", "cycles (trial 0)", "epochs"):
+        assert bar in captured.err
+    assert "results:" in captured.out and "± " in captured.out
+    first = read_rows(run_dir(tmp_path) / "results.csv")
+    assert [r["trial"] for r in first] == ["0"] * 3 + ["1"] * 3
+
+    def no_training(self, *a, **k):
+        raise AssertionError("a finished run must not train again")
+
+    monkeypatch.setattr(ImageClassifier, "fit", no_training)
+    start = time.perf_counter()
+    assert main(args) == 0
+    assert time.perf_counter() - start < 10
+    err = capsys.readouterr().err
+    assert "trial 0: already complete" in err and "trial 1: already complete" in err
+    assert "nothing was recomputed" in err
+    assert read_rows(run_dir(tmp_path) / "results.csv") == first
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(real_root, tmp_path):
+    # Big enough cycles that the kill lands inside cycle 2, not after the run.
+    settings = ["--method", "random", "--dataset", "breastmnist", "--preset", "fast",
+                "--model", "small_cnn", "--epochs", "2", "--cycles", "3", "--budget", "170",
+                "--device", "cpu", "--root", str(real_root), "--quiet"]
+    assert run_main([*settings, "--out", str(tmp_path / "reference")]) == 0
+    reference = read_rows(run_dir(tmp_path / "reference") / "results.csv")
+
+    out = tmp_path / "killed"
+    command = [sys.executable, str(REPO / "main.py"), *settings, "--out", str(out)]
+    results = run_dir(out) / "results.csv"
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (results.is_file() and len(read_rows(results)) >= 1):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no cycle finished in 120 s"
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert len(read_rows(results)) < 3, "the run ended before it could be killed"
+
+    resumed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = read_rows(results)
+    assert numbers(rows) == numbers(reference)
+    assert (read_rows(run_dir(out) / "trial_0" / "labeled.csv")
+            == read_rows(run_dir(tmp_path / "reference") / "trial_0" / "labeled.csv"))
+
+
+def test_multilabel_chestmnist_end_to_end(tmp_path, make_synthetic_medmnist, capsys):
+    make_synthetic_medmnist(tmp_path / "data", "chestmnist", n_per_split=(40, 4, 40))
+    args = ["--method", "entropy", "--dataset", "chestmnist", *TINY, "--root",
+            str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--quiet"]
+    # The synthetic file is not medmnist's: the MD5 check refuses it...
+    assert run_main(args) == 1
+    err = capsys.readouterr().err
+    assert "expected MD5" in err and "Traceback" not in err
+    # ...unless told not to check.
+    assert run_main([*args, "--no-verify"]) == 0
+    rows = read_rows(run_dir(tmp_path / "out", "chestmnist", "entropy") / "results.csv")
+    assert [r["n_labeled"] for r in rows] == ["10", "20", "30"]
+
+
+# -- bad input -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option, value, listed", [
+    ("--method", "magic", "random"),
+    ("--dataset", "mnist", "pathmnist"),
+    ("--preset", "slow", "paper"),
+    ("--model", "vgg", "small_cnn"),
+])
+def test_unknown_choice_exits_2_and_lists_valid_values(capsys, option, value, listed):
+    args = {"--method": "random", "--dataset": "breastmnist"}
+    args[option] = value
+    argv = [item for pair in args.items() for item in pair]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"invalid choice: '{value}'" in err and listed in err
+
+
+def one_line_error(capsys):
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--budget", "300"], "The budget exceeds the pool"),
+    (["--budget", "0"], "query_size must be a positive integer"),
+    (["--trials", "0"], "--trials must be at least 1"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
+    pytest.param(["--device", "cuda"], "CUDA is not available", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="CUDA is available here")),
+])
+def test_impossible_settings_give_one_line(real_root, tmp_path, capsys, extra, message):
+    base = ["--method", "random", "--dataset", "breastmnist", "--preset", "fast",
+            "--cycles", "3", "--root", str(real_root), "--out", str(tmp_path), "--quiet"]
+    assert run_main([*base, *extra]) == 2
+    err = one_line_error(capsys)
+    assert err.startswith("main.py: error: ") and message in err
+
+
+def test_strategy_that_needs_what_the_model_lacks(real_root, tmp_path, capsys):
+    # BALD needs MC dropout; forcing the study's dropout-free network cannot serve it.
+    assert main(["run", "--method", "bald", "--dataset", "breastmnist", *TINY, "--dropout", "0",
+                 "--root", str(real_root), "--out", str(tmp_path), "--quiet"]) == 2
+    err = one_line_error(capsys)
+    assert "bald needs MC-dropout" in err and "dropout=0.0" in err
+
+
+def test_missing_dataset_offline_shows_the_data_layer_message(tmp_path, no_network, capsys):
+    rc = main(["run", "--method", "random", "--dataset", "dermamnist", *TINY, "--root",
+               str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "--quiet"])
+    assert rc == 1
+    err = one_line_error(capsys)
+    assert "'dermamnist.npz' was not found" in err and "download" in err
+    assert len(no_network) == 1
+
+
+def test_rerun_with_other_settings_is_refused(real_root, tmp_path, capsys):
+    base = ["--method", "random", "--dataset", "breastmnist", *TINY, "--root", str(real_root),
+            "--out", str(tmp_path), "--quiet"]
+    assert run_main(base) == 0
+    assert run_main([*base, "--epochs", "2"]) == 2
+    err = one_line_error(capsys)
+    assert "other settings" in err and "max_epochs" in err and "--out" in err
+
+
+def test_help_says_the_default_preset(capsys):
+    with pytest.raises(SystemExit):
+        run_main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "default preset: paper" in help_text and "--no-verify" in help_text
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "default preset: paper" in " ".join(capsys.readouterr().out.split())
