@@ -28,6 +28,7 @@ from skal.validation import check_images, check_targets
 
 __all__ = [
     "ImageClassifier",
+    "TrainingInterrupted",
     "LossPredictionClassifier",
     "resolve_device",
     "images_to_float",
@@ -159,6 +160,17 @@ class _ArrayBatches:
             xb = torch.from_numpy(np.ascontiguousarray(self.X[idx]))
             yb = None if self.y is None else torch.from_numpy(np.ascontiguousarray(self.y[idx]))
             yield xb, yb
+
+
+class TrainingInterrupted(BaseException):
+    """Training was interrupted (Ctrl-C) inside skorch's loop.
+
+    skorch's ``partial_fit`` swallows ``KeyboardInterrupt`` and returns a
+    half-trained network as if training had finished; an active-learning loop
+    would then evaluate and checkpoint it. skal's estimators raise this
+    instead (it is not a ``KeyboardInterrupt``, so skorch lets it through),
+    and ``fit`` turns it back into ``KeyboardInterrupt``.
+    """
 
 
 class ImageClassifier(NeuralNetClassifier):
@@ -367,6 +379,12 @@ class ImageClassifier(NeuralNetClassifier):
         return super().get_loss(y_pred, y_true, X=X, training=training)
 
     # -- fitting ---------------------------------------------------------------
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt as exc:
+            raise TrainingInterrupted("training interrupted") from exc
+
     def fit(self, X, y, **fit_params):
         """Train on images ``X`` (N, H, W[, C]) uint8 and labels ``y`` (N,) int or (N, L) 0/1.
 
@@ -388,7 +406,10 @@ class ImageClassifier(NeuralNetClassifier):
                 self.initialize_history()
             else:
                 self.initialize()
-            self.partial_fit(X, y, **fit_params)
+            try:
+                self.partial_fit(X, y, **fit_params)
+            except TrainingInterrupted:
+                raise KeyboardInterrupt from None
         self.epochs_trained_ = epochs_before + len(self.history)
         return self
 

@@ -3,7 +3,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from skorch.callbacks import LRScheduler
+from skorch.callbacks import Callback, LRScheduler
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
@@ -174,6 +174,23 @@ def test_grid_search_over_lr_and_max_epochs():
     search.fit(X, y)
     assert len(search.cv_results_["params"]) == 4
     assert set(search.best_params_) == {"lr", "max_epochs"}
+
+
+class InterruptAtEpoch(Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("make", [small, lambda **kw: lossnet(**kw)])
+def test_ctrl_c_during_training_is_not_swallowed(make):
+    # skorch alone would return a half-trained net as if fit had finished.
+    X, y = make_images(n=16)
+    with pytest.raises(KeyboardInterrupt):
+        make(max_epochs=3, callbacks=[("stop", InterruptAtEpoch(2))]).fit(X, y)
 
 
 def test_predicting_before_fit_is_a_not_fitted_error():
