@@ -43,7 +43,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from scipy import integrate, stats
+from scipy import stats
+
+# The grid's curves are scored exactly as skal's GridSearchCV scorer scores them.
+from skal.metrics import budget_curve_area
 
 __all__ = [
     "BASELINE",
@@ -258,37 +261,6 @@ def budget_table(results):
     table = grouped[list(METRICS)].agg(["mean", "std", "count"])
     table.columns = [f"{metric}_{stat.replace('count', 'n')}" for metric, stat in table.columns]
     return table.reset_index()
-
-
-def budget_curve_area(n_labeled, values):
-    """Normalised area under a budget curve (a metric against the labeled count).
-
-    The trapezoid area under ``values`` against ``n_labeled`` divided by the
-    labeled-count range, i.e. the curve's mean height; the same definition as
-    :func:`skal.metrics.budget_curve_area`.
-
-    Parameters
-    ----------
-    n_labeled : array-like of int, shape (n_cycles,)
-        Labeled counts, strictly increasing.
-    values : array-like of float, shape (n_cycles,)
-
-    Returns
-    -------
-    area : float
-        The normalised area; for one cycle, its value; NaN when any value is
-        NaN.
-    """
-    x = np.asarray(n_labeled, dtype=np.float64)
-    y = np.asarray(values, dtype=np.float64)
-    if x.ndim != 1 or x.shape != y.shape or len(x) == 0:
-        raise ValueError(f"n_labeled and values must be 1-D of the same non-zero length; "
-                         f"got shapes {x.shape} and {y.shape}.")
-    if len(x) == 1:
-        return float(y[0])
-    if np.any(np.diff(x) <= 0):
-        raise ValueError(f"n_labeled must be strictly increasing; got {x.tolist()}.")
-    return float(integrate.trapezoid(y, x) / (x[-1] - x[0]))
 
 
 def incomplete_cells(results):

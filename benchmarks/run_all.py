@@ -189,8 +189,8 @@ def select_grid(args):
         datasets = _unique(datasets)
 
     seeds = list(DEFAULT_SEEDS) if args.seeds is None else _unique(args.seeds)
-    if any(seed < 0 for seed in seeds):
-        raise UsageError(f"--seeds must be non-negative, got {seeds}.")
+    if any(not 0 <= seed < 2**32 for seed in seeds):
+        raise UsageError(f"--seeds must be in [0, 2**32), got {seeds}.")
     for option in ("cycles", "budget", "threads", "dask_workers"):
         value = getattr(args, option)
         if value is not None and value < 1:
@@ -220,11 +220,6 @@ def command_line(argv, script):
 # ----------------------------------------------------------------------------
 # The grid's files (written by this process only)
 # ----------------------------------------------------------------------------
-
-
-def _number(value):
-    # repr keeps every digit (as skal run's CSV does): reruns compare exactly.
-    return "" if value is None else repr(float(value))
 
 
 def _write_csv(path, columns, rows):
@@ -266,11 +261,13 @@ class GridResults:
                 if r["status"] == "failed"]
 
     def rows(self):
+        from skal.cli import csv_number
+
         out = []
         for cell in sorted(self.results, key=self._key):
             for row in sorted(self.results[cell]["rows"], key=lambda r: r["cycle"]):
-                out.append({k: (_number(row[k]) if k in ("acc", "auc", "train_seconds",
-                                                          "query_seconds") else row[k])
+                out.append({k: (csv_number(row[k]) if k in ("acc", "auc", "train_seconds",
+                                                             "query_seconds") else row[k])
                             for k in self.columns})
         return out
 

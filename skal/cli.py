@@ -253,7 +253,7 @@ def _write_trial(path, method, dataset, seed, experiment):
     """Rewrite the trial's results.csv and labeled.csv from the experiment's state."""
     from skal.experiment import atomic_write
 
-    rows = [{**row, **{key: _number(row[key]) for key in
+    rows = [{**row, **{key: csv_number(row[key]) for key in
                        ("acc", "auc", "train_seconds", "query_seconds")}}
             for row in _curve_rows(method, dataset, seed, experiment)]
     content = _csv_bytes(rows, CSV_COLUMNS)
@@ -303,7 +303,7 @@ class _RunFolder:
         atomic_write(self.csv_path, lambda fh: fh.write(content))
 
 
-def _number(value):
+def csv_number(value):
     # repr keeps every digit, so a resumed run can be compared exactly.
     return "" if value is None else repr(float(value))
 
@@ -336,7 +336,7 @@ class SettingsError(ValueError):
 _UsageError = SettingsError
 
 
-def check_settings(*, trials=None, epochs=None, dropout=None, device="auto"):
+def check_settings(*, trials=None, epochs=None, dropout=None, device="auto", seed=None):
     """Refuse settings that the experiment would only reject mid-run (or with a traceback).
 
     Parameters
@@ -346,7 +346,9 @@ def check_settings(*, trials=None, epochs=None, dropout=None, device="auto"):
     dropout : float, optional
         In [0, 1) when given.
     device : str, default='auto'
-        A CUDA device needs CUDA here.
+        'auto', or a device torch knows; a CUDA device needs that GPU here.
+    seed : int, optional
+        A trial's seed: numpy and torch take 0 <= seed < 2**32.
 
     Raises
     ------
@@ -359,17 +361,30 @@ def check_settings(*, trials=None, epochs=None, dropout=None, device="auto"):
         raise SettingsError(f"--epochs must be at least 1, got {epochs}.")
     if dropout is not None and not 0 <= dropout < 1:
         raise SettingsError(f"--dropout must be in [0, 1), got {dropout}.")
-    if str(device).startswith("cuda"):
+    if seed is not None and not 0 <= seed < 2**32:
+        raise SettingsError(f"--seed must be in [0, 2**32), got {seed}.")
+    if device != "auto":
         import torch
 
-        if not torch.cuda.is_available():
-            raise SettingsError(f"--device {device}: CUDA is not available here; "
-                                f"use --device cpu (or auto).")
+        try:
+            parsed = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise SettingsError(f"--device {device}: not a device torch knows; use auto, cpu, "
+                                f"cuda or cuda:N.") from None
+        if parsed.type == "cuda":
+            if not torch.cuda.is_available():
+                raise SettingsError(f"--device {device}: CUDA is not available here; "
+                                    f"use --device cpu (or auto).")
+            if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+                raise SettingsError(f"--device {device}: this machine has "
+                                    f"{torch.cuda.device_count()} GPU(s).")
 
 
 def _check_args(args):
     check_settings(trials=args.trials, epochs=args.epochs, dropout=args.dropout,
-                   device=args.device)
+                   device=args.device, seed=args.seed)
+    if args.trials is not None:
+        check_settings(seed=args.seed + args.trials - 1)
 
 
 def _load_data(flag, root=None, verify=True, download=None):
@@ -443,7 +458,7 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
 
     preset = get_preset(preset)
     info = dataset_info(dataset)
-    check_settings(epochs=epochs, dropout=dropout, device=device)
+    check_settings(epochs=epochs, dropout=dropout, device=device, seed=seed)
     if data is None:
         data = _load_data(info.flag, root=root, verify=verify, download=download)
     X, y, X_test, y_test = data

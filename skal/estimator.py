@@ -213,7 +213,8 @@ class ImageClassifier(NeuralNetClassifier):
         schedule restart at every ``fit`` (as the study restarts them every
         cycle). ``epochs_trained_`` counts the epochs of all fits.
     device : str, default='auto'
-        ``'auto'`` picks CUDA when available, else CPU.
+        ``'auto'`` picks CUDA when available, else CPU, each time the
+        estimator runs (``get_params`` keeps ``'auto'``).
     lr, max_epochs, batch_size, optimizer, train_split, verbose, **kwargs
         As in :class:`skorch.NeuralNetClassifier`; ``optimizer__momentum``
         and ``optimizer__weight_decay`` default to 0.9 and 5e-4.
@@ -271,12 +272,32 @@ class ImageClassifier(NeuralNetClassifier):
         self.random_state = random_state
 
     # -- device ----------------------------------------------------------------
-    def __setattr__(self, name, value):
-        # skorch reads ``self.device`` in many places and cannot handle 'auto';
-        # resolving it here (construction, set_params) keeps one code path.
-        if name == "device":
-            value = resolve_device(value)
-        super().__setattr__(name, value)
+    # The parameter keeps what the user gave ('auto' included), as scikit-learn
+    # expects of parameters, so a clone or a pickle made on a CPU machine still
+    # picks the GPU of the machine it runs on. skorch reads ``self.device`` in
+    # many places and cannot handle 'auto': the property answers those reads
+    # with the resolved device.
+    @property
+    def device(self):
+        return resolve_device(self.__dict__.get("device", "auto"))
+
+    @device.setter
+    def device(self, value):
+        self.__dict__["device"] = value
+
+    def get_params(self, deep=True, **kwargs):
+        params = super().get_params(deep=deep, **kwargs)
+        if "device" in params:
+            params["device"] = self.__dict__.get("device", params["device"])
+        return params
+
+    def __setstate__(self, state):
+        # skorch maps saved CUDA tensors with torch.device(state['device']).
+        requested = state.get("device", "auto")
+        state["device"] = resolve_device(requested)
+        super().__setstate__(state)
+        if requested == "auto":
+            self.__dict__["device"] = "auto"
 
     def _seeded(self, *extra):
         return torch_seeded(self.random_state, self.device, *extra)
@@ -336,11 +357,16 @@ class ImageClassifier(NeuralNetClassifier):
             return X  # a user's own Dataset: its layout is its business
         return check_images(X, n_channels=self.n_channels)
 
-    def _check_X_y(self, X, y):
+    def _check_X_y(self, X, y, fitted_classes=True):
+        """Validate X and y; labels must fit ``n_classes``, or the fitted network's
+        outputs when ``fitted_classes`` (a fresh fit with ``n_classes=None`` may
+        bring new classes)."""
         X = self._check_X(X)
         if isinstance(X, torch.utils.data.Dataset):
             return X, y
-        n_classes = self.n_classes if self.n_classes is not None else getattr(self, "n_classes_", None)
+        n_classes = self.n_classes
+        if n_classes is None and fitted_classes:
+            n_classes = getattr(self, "n_classes_", None)
         y = check_targets(y, len(X), n_classes, self.multi_label)
         return X, y
 
@@ -392,11 +418,10 @@ class ImageClassifier(NeuralNetClassifier):
         weights; with ``warm_start=True`` it continues from its current weights
         with a fresh optimiser and LR schedule.
         """
-        X, y = self._check_X_y(X, y)
-        if self.n_classes is None and not isinstance(X, torch.utils.data.Dataset):
-            if not (self.warm_start and self.initialized_):
-                self.n_classes_ = int(y.shape[1] if self.multi_label else y.max() + 1)
         continuing = self.warm_start and self.initialized_
+        X, y = self._check_X_y(X, y, fitted_classes=continuing)
+        if self.n_classes is None and not continuing and not isinstance(X, torch.utils.data.Dataset):
+            self.n_classes_ = int(y.shape[1] if self.multi_label else y.max() + 1)
         epochs_before = self.epochs_trained_ if continuing else 0
         with self._seeded(epochs_before):
             if continuing:
@@ -565,8 +590,8 @@ class LossPredictionClassifier(ImageClassifier):
 
     def fit(self, X, y, **fit_params):
         """Joint training (see the class docstring), then SCAL's steps when enabled."""
-        X, y = self._check_X_y(X, y)
         continuing = self.warm_start and self.initialized_
+        X, y = self._check_X_y(X, y, fitted_classes=continuing)
         keep = self._rows_to_train(X, y, continuing)
         super().fit(X[keep], y[keep], **fit_params)
         self.n_fit_samples_ = len(X)

@@ -83,6 +83,11 @@ class CheckpointMismatchError(ExperimentConfigError):
 # ----------------------------------------------------------------------------
 
 
+# The process's umask, read once: os.umask can only be read by setting it.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write(path, write):
     """Write a file so that readers see the old or the new content, never a part.
 
@@ -97,6 +102,8 @@ def atomic_write(path, write):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); give it the mode open() would.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -222,7 +229,8 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
     subsample : None, int or 'paper', default=None
         How many unlabeled items each query scores: all, a random subset of
         that many, or the study's rule ``min(20000, max(pool // 2, 10 *
-        query_size))`` (SCAL ignores it and scores the whole pool, as in the study).
+        query_size))``. The study's SCAL scores the whole pool: the presets
+        give it None.
     warm_start : bool, default=True
         Set on the estimator (when it has that parameter): True continues
         training from the previous cycle's weights, as the study does; False
@@ -379,25 +387,31 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
 
     def _check_requirements(self, requirements, y):
         """Refuse a strategy the estimator cannot serve, naming what is missing."""
+        from skal.query import missing_requirements
+
         name = self.query_strategy if isinstance(self.query_strategy, str) else getattr(
             self.query_strategy, "__name__", "the query strategy")
         net = _final_step(self.estimator)
         kind = type(net).__name__
-        if "loss_head" in requirements and not callable(getattr(net, "predict_loss", None)):
+        # What the network lacks is decided in one place, skal.query; the
+        # experiment only adds the oracle's side (multi-label y) and advice.
+        missing = set(missing_requirements(self.query_strategy, self.estimator))
+        if "loss_head" in missing:
             raise ExperimentConfigError(
                 f"{name} needs a loss-prediction head (predict_loss), which {kind} lacks; "
                 f"use skal.estimator.LossPredictionClassifier.")
-        if "embedding" in requirements and not callable(getattr(net, "embed", None)):
+        if "embedding" in missing:
             raise ExperimentConfigError(
                 f"{name} needs penultimate-layer embeddings (embed), which {kind} lacks; "
                 f"use skal.estimator.ImageClassifier.")
-        if "dropout" in requirements:
-            rate = getattr(net, "dropout", None)
-            if not callable(getattr(net, "predict_proba_mc", None)) or (
-                    isinstance(rate, numbers.Number) and rate <= 0):
-                raise ExperimentConfigError(
-                    f"{name} needs MC-dropout probabilities, but {kind} has dropout={rate!r}; "
-                    f"build the estimator with dropout > 0 (e.g. 0.3).")
+        if "dropout" in missing:
+            raise ExperimentConfigError(
+                f"{name} needs MC-dropout probabilities, but {kind} has "
+                f"dropout={getattr(net, 'dropout', None)!r}; build the estimator with "
+                f"dropout > 0 (e.g. 0.3).")
+        if "single_label" in missing:
+            raise ExperimentConfigError(
+                f"{name} needs single-label output, but {kind} is multi-label.")
         if "single_label" in requirements and y.ndim == 2 and y.shape[1] > 1:
             raise ExperimentConfigError(
                 f"{name} needs single-label targets (one class per item); y is multi-label "
@@ -479,7 +493,7 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
                      lambda fh: pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL))
 
     # -- estimator set-up ------------------------------------------------------
-    def _prepare_estimator(self, entropy):
+    def _prepare_estimator(self, entropy, y):
         estimator = clone(self.estimator)
         params = estimator.get_params()
         net = _final_step(estimator)
@@ -489,6 +503,10 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             updates[f"{prefix}warm_start"] = bool(self.warm_start)
         if f"{prefix}random_state" in params and params[f"{prefix}random_state"] is None:
             updates[f"{prefix}random_state"] = _cycle_seed(entropy, 0, _ESTIMATOR)
+        if f"{prefix}n_classes" in params and params[f"{prefix}n_classes"] is None:
+            # The oracle knows every class; the initial set may miss one, and a
+            # network sized from it could not learn a class queried later.
+            updates[f"{prefix}n_classes"] = int(y.shape[1] if y.ndim == 2 else y.max() + 1)
         return estimator.set_params(**updates)
 
     def _adopt_runtime_params(self, loaded):
@@ -560,7 +578,7 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             curve = list(state["learning_curve"])
             snapshots = list(state["cycle_models"])
         else:
-            estimator = self._prepare_estimator(entropy)
+            estimator = self._prepare_estimator(entropy, y)
             order = np.random.default_rng(_cycle_seed(entropy, 0, _INITIAL)).permutation(len(X))
             labeled = order[:n_initial].astype(np.int64)  # random order, not sorted
             pending = np.empty(0, dtype=np.int64)
@@ -641,10 +659,11 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         seed = _cycle_seed(entropy, cycle, _QUERY)
         kwargs = dict(self.query_params or {})
         accepted = _named_parameters(strategy)
+        # The strategy's own options (query_params) win over the experiment's.
         if "random_state" in accepted:
-            kwargs["random_state"] = seed
+            kwargs.setdefault("random_state", seed)
         if "subsample" in accepted:
-            kwargs["subsample"] = self.subsample
+            kwargs.setdefault("subsample", self.subsample)
         elif self.subsample is not None:
             # A plain modAL strategy scores what it is given: subsample here.
             size = subsample_size(len(pool), int(self.query_size), self.subsample)

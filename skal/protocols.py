@@ -88,8 +88,10 @@ def paper_budget(info):
 def scal_trim_size(n_initial):
     """SCAL's removal size, computed once from the initial set as the reference does.
 
-    ``r = max(n_initial // 100, 2)``, made even (half is dropped at each end
-    of the loss ranking).
+    ``r = max(n_initial // 100, 2)``, made even: each later cycle leaves out of
+    the joint training the ``r // 2`` lowest-loss items among those labeled
+    before and the ``r // 2`` lowest-loss among the newly queried ones (see
+    :class:`~skal.estimator.LossPredictionClassifier`'s ``trim_size``).
 
     Parameters
     ----------
@@ -113,6 +115,9 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    # As the study does: cuDNN's autotuned kernels are not reproducible.
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,8 @@ class Preset:
     n_trials : int
         Trials; trial ``t`` uses seed ``t``.
     subsample : None, int or 'paper'
-        Pool subsample rule of the queries (SCAL scores the whole pool).
+        Pool subsample rule of the queries (:func:`build_experiment` gives
+        SCAL None: it scores the whole pool, as in the study).
     warm_start : bool
         Keep the network's weights across cycles.
     loss_head : mapping
@@ -367,7 +373,8 @@ def build_experiment(preset, method, info, seed, *, epochs=None, budget=None, cy
         n_initial=budget,
         query_size=budget,
         n_cycles=preset.n_cycles if cycles is None else int(cycles),
-        subsample=preset.subsample,
+        # The study's SCAL scores the whole unlabeled pool; the others a subsample.
+        subsample=None if method == "scal" else preset.subsample,
         warm_start=preset.warm_start,
         random_state=seed,
         query_params=query_params,

@@ -155,6 +155,8 @@ def one_line_error(capsys):
     (["--trials", "0"], "--trials must be at least 1"),
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
+    (["--seed", "-1"], "--seed must be in [0, 2**32)"),
+    (["--device", "gpu"], "not a device torch knows"),
     pytest.param(["--device", "cuda"], "CUDA is not available", marks=pytest.mark.skipif(
         torch.cuda.is_available(), reason="CUDA is available here")),
 ])

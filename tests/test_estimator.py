@@ -75,6 +75,19 @@ def test_fit_predict_score_on_uint8_images():
     assert list(clf.classes_) == [0, 1, 2]
 
 
+def test_a_fresh_fit_with_inferred_classes_accepts_a_new_class():
+    X, y = make_images()
+    clf = ImageClassifier("small_cnn", max_epochs=1, random_state=0)
+    clf.fit(X[y < 2], y[y < 2])
+    assert list(clf.classes_) == [0, 1]
+    clf.fit(X, y)
+    assert list(clf.classes_) == [0, 1, 2]
+    warm = ImageClassifier("small_cnn", max_epochs=1, random_state=0, warm_start=True)
+    warm.fit(X[y < 2], y[y < 2])
+    with pytest.raises(ValueError, match=r"labels \[2\] outside"):
+        warm.fit(X, y)  # a continued fit cannot grow the network's head
+
+
 def test_classes_cover_the_task_even_when_a_class_is_unlabeled():
     X, y = make_images()
     keep = y != 2
@@ -83,9 +96,15 @@ def test_classes_cover_the_task_even_when_a_class_is_unlabeled():
     assert list(clf.classes_) == [0, 1, 2]
 
 
-def test_device_auto_picks_cpu_without_a_gpu():
-    clf = small(device="auto")
+def test_device_auto_picks_cpu_without_a_gpu_and_stays_auto_as_a_parameter():
+    X, y = make_images(n=8)
+    clf = small(device="auto").fit(X, y)
     assert clf.device == ("cuda" if torch.cuda.is_available() else "cpu")
+    # scikit-learn parameters are stored unchanged: a clone or a pickle sent to
+    # another machine picks that machine's device.
+    assert clf.get_params()["device"] == "auto"
+    assert clone(clf).get_params()["device"] == "auto"
+    assert pickle.loads(pickle.dumps(clf)).get_params()["device"] == "auto"
 
 
 def test_same_seed_gives_identical_weights_and_different_seed_does_not():

@@ -4,6 +4,7 @@ Everything runs the small CNN for one epoch on a slice of the real breastmnist
 (binary) file, so a whole experiment takes about a second.
 """
 
+import os
 import pickle
 
 import numpy as np
@@ -110,6 +111,19 @@ def test_query_seed_depends_on_the_cycle_only(breast):
     seen.clear()
     make_al(query_strategy=spy, n_cycles=4, subsample="paper").fit(X, y)
     assert [s for s, _, _ in seen] == seeds
+
+
+def test_query_params_override_the_experiments_subsample_and_seed(breast):
+    X, y, _, _ = breast
+    seen = []
+
+    def spy(learner, X_pool, n_instances=1, *, random_state=None, subsample=None):
+        seen.append((random_state, subsample))
+        return np.arange(n_instances)
+
+    make_al(query_strategy=spy, n_cycles=2, subsample="paper",
+            query_params={"subsample": None, "random_state": 7}).fit(X, y)
+    assert seen == [(7, None)]
 
 
 def test_plain_modal_strategy_gets_the_subsample_drawn_here(breast):
@@ -386,6 +400,17 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         experiment.atomic_write(target, broken)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["state.pkl"]  # no temp file left
+    # readable by others as open() would make it, not private as mkstemp does
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_network_without_n_classes_gets_every_class_of_the_oracle(breast):
+    X, y, _, _ = breast
+    al = make_al(estimator=small_net(n_classes=None)).fit(X, y)
+    assert al.estimator_.n_classes == 2
+    assert al.estimator_.predict_proba(X[:3]).shape == (3, 2)
 
 
 def test_unseeded_run_resumes_with_its_own_entropy(breast, tmp_path):

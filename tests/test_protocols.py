@@ -93,6 +93,10 @@ def test_scal_gets_trim_finetune_and_final_cycle_params():
     assert type(net) is LossPredictionClassifier
     assert (net.trim_size, net.finetune_epochs, net.epoch_loss) == (6, 20, 30)
     assert al.final_cycle_params == {"trim_size": 0}
+    # SCAL scores the whole unlabeled pool in the study; the others a subsample.
+    assert al.subsample is None
+    assert build_experiment("fast", "scal", "organamnist", 0).subsample is None
+    assert build_experiment("paper", "ll4al", "organamnist", 0).subsample == "paper"
     # The trim size comes from the initial set, which an overridden budget changes.
     bigger = build_experiment("paper", "scal", "organamnist", 0, budget=2500)
     assert bigger.estimator.trim_size == 24
