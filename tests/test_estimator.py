@@ -228,6 +228,23 @@ def test_embed_returns_float32_features_per_image():
     assert resnet.embed(X[:3]).shape == (3, 512)
 
 
+@pytest.mark.parametrize("make", [
+    lambda: small(),
+    lambda: LossPredictionClassifier("small_cnn", n_classes=3, max_epochs=1, random_state=0,
+                                     batch_size=16),
+    lambda: small(multi_label=True),
+])
+def test_predict_proba_and_embed_equals_the_two_separate_calls(make):
+    X, y = make_images(n=40)
+    if make().multi_label:
+        y = np.eye(3, dtype=np.int64)[y]
+    clf = make().fit(X, y)
+    proba, emb = clf.predict_proba_and_embed(X[:21])  # batches of 16: a ragged last one
+    assert proba.dtype == emb.dtype == np.float32
+    assert np.array_equal(proba, clf.predict_proba(X[:21]))
+    assert np.array_equal(emb, clf.embed(X[:21]))
+
+
 def test_mc_dropout_samples_vary_and_replay_under_a_seed():
     X, y = make_images()
     clf = small(dropout=0.5).fit(X, y)

@@ -309,6 +309,24 @@ def test_badge_distinct_and_first_pick_is_largest_gradient_norm():
     assert len({tuple(p) for p in runs}) > 1  # later picks are D^2 samples
 
 
+def test_badge_uses_one_joint_pass_when_the_network_offers_it():
+    rng = np.random.default_rng(1)
+    proba = rng.dirichlet(np.ones(3), size=40)
+    embedding = rng.normal(size=(40, 5))
+    separate = Stub(proba=proba, embedding=embedding)
+    joint = Stub(proba=proba, embedding=embedding)
+
+    def predict_proba_and_embed(X):
+        rows = joint._ids(X)
+        joint.calls.append(("predict_proba_and_embed", rows, {}))
+        return proba[rows], embedding[rows]
+
+    joint.predict_proba_and_embed = predict_proba_and_embed
+    expected = badge(separate, ids(40), n_instances=8, random_state=3)
+    assert list(badge(joint, ids(40), n_instances=8, random_state=3)) == list(expected)
+    assert [c[0] for c in joint.calls] == ["predict_proba_and_embed"]
+
+
 def cluster_margin_stub():
     # Cluster P (2 items) near the origin, Q (6 items) far away; known margins.
     embedding = np.vstack([blob((0, 0), 2, 0.5), blob((50, 0), 6, 0.5)])

@@ -59,8 +59,13 @@ def badge(learner, X_pool, n_instances=1, *, random_state=None, subsample=None):
     pool.require_single_label()
     predict_proba = pool.require("predict_proba", "predicted probabilities (predict_proba)")
     embed = pool.require("embed", _NEEDS_EMBED)
-    proba = np.asarray(predict_proba(pool.X), dtype=np.float32)
-    emb = np.asarray(embed(pool.X), dtype=np.float32)
+    both = getattr(pool.network, "predict_proba_and_embed", None)
+    if callable(both):  # a skal network: one forward pass over the pool, not two
+        proba, emb = both(pool.X)
+    else:
+        proba, emb = predict_proba(pool.X), embed(pool.X)
+    proba = np.asarray(proba, dtype=np.float32)
+    emb = np.asarray(emb, dtype=np.float32)
     # The kernel breaks ties by lowest index; a random order makes them random.
     order = pool.rng.permutation(len(proba))
     picks = badge_kmeanspp(proba[order], emb[order], pool.n_instances,
