@@ -1,7 +1,8 @@
 """skorch classifiers for MedMNIST images.
 
 :class:`ImageClassifier` is a skorch ``NeuralNetClassifier`` that takes MedMNIST's
-uint8 arrays directly and adds what the query functions need: ``embed`` and
+uint8 arrays directly and adds what the query functions need: ``embed``,
+``predict_proba_and_embed`` (both from one forward pass) and
 ``predict_proba_mc``. :class:`LossPredictionClassifier` adds the learning-loss
 head of LL4AL and ``predict_loss``, plus SCAL's training trick.
 
