@@ -1,8 +1,10 @@
 """Training speed of ``ImageClassifier.fit`` against a plain PyTorch loop.
 
-Both train the same network (same initial weights) on the same uint8 images
-with the same batch size, optimiser and number of epochs; both convert each
-batch to normalised float on the device. The runs alternate (plain, skal,
+Both build a fresh network of the same architecture inside their timed span
+(skal's ``fit`` builds its own) and train it on the same uint8 images with the
+same batch size, optimiser and number of epochs; both convert each batch to
+normalised float on the device. The initial weights are different random
+draws, which does not change the cost of a step. The runs alternate (plain, skal,
 plain, skal, ...) so that drift in the machine's speed hits both, and the
 median over repeats is reported as images per second and as the ratio
 skal / plain (1.0 means no overhead).
@@ -60,8 +62,8 @@ def measure(model, X, y, *, epochs, batch_size, device, repeats):
     times = {"plain": [], "skal": []}
     for repeat in range(repeats + 1):  # the first round warms up both paths
         torch.manual_seed(repeat)
-        module = get_model_class(model)(n_classes=n_classes, in_channels=3)
         start = time.perf_counter()
+        module = get_model_class(model)(n_classes=n_classes, in_channels=3)
         plain_fit(module, X, y, epochs=epochs, batch_size=batch_size, lr=1e-3,
                   device=device, seed=repeat)
         plain = time.perf_counter() - start

@@ -304,7 +304,10 @@ class _RunFolder:
 
 
 def csv_number(value):
-    # repr keeps every digit, so a resumed run can be compared exactly.
+    """A number as CSV text: ``repr(float(value))``, or '' for None.
+
+    repr keeps every digit, so a resumed run can be compared exactly.
+    """
     return "" if value is None else repr(float(value))
 
 
@@ -387,13 +390,14 @@ def _check_args(args):
         check_settings(seed=args.seed + args.trials - 1)
 
 
-def _load_data(flag, root=None, verify=True, download=None):
-    """(X_train, y_train, X_test, y_test) of a dataset, as the command line trains on them."""
+def _load_data(flag, root=None, verify=True, download=None, eval_split="test"):
+    """(X_train, y_train, X_eval, y_eval) of a dataset, as the command line trains on
+    them: the training split is the pool, ``eval_split`` (the preset's) is scored."""
     from skal.data import load_medmnist
 
     X, y = load_medmnist(flag, "train", root=root, download=download, verify=verify)
-    X_test, y_test = load_medmnist(flag, "test", root=root, download=download, verify=verify)
-    return X, y, X_test, y_test
+    X_eval, y_eval = load_medmnist(flag, eval_split, root=root, download=download, verify=verify)
+    return X, y, X_eval, y_eval
 
 
 def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None, budget=None,
@@ -460,7 +464,8 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
     info = dataset_info(dataset)
     check_settings(epochs=epochs, dropout=dropout, device=device, seed=seed)
     if data is None:
-        data = _load_data(info.flag, root=root, verify=verify, download=download)
+        data = _load_data(info.flag, root=root, verify=verify, download=download,
+                          eval_split=preset.eval_split)
     X, y, X_test, y_test = data
     path = trial_dir(out, preset.name, info.flag, method, seed)
     if on_cycle_end is None:
@@ -586,7 +591,7 @@ def _run(args, err):
     info = dataset_info(args.dataset)
     _check_args(args)
     n_trials = preset.n_trials if args.trials is None else args.trials
-    data = _load_data(info.flag, root=args.root, verify=args.verify)
+    data = _load_data(info.flag, root=args.root, verify=args.verify, eval_split=preset.eval_split)
     folder = _RunFolder(args.out, preset.name, info.flag, args.method)
     seeds = [args.seed + t for t in range(n_trials)]
     quiet = args.quiet

@@ -353,10 +353,21 @@ class ImageClassifier(NeuralNetClassifier):
         return np.arange(getattr(self, "n_classes_", None) or self._n_outputs())
 
     # -- data ------------------------------------------------------------------
+    def _min_input_size(self):
+        """Smallest image side the network takes (``min_input_size``, else 1)."""
+        if getattr(self, "initialized_", False) and hasattr(self, "module_"):
+            return int(getattr(self.module_, "min_input_size", 1))
+        if isinstance(self.module, str):
+            try:
+                return int(get_model_class(self.module).min_input_size)
+            except ValueError:
+                return 1  # an unknown name: initialize_module says so
+        return int(getattr(self.module, "min_input_size", 1))
+
     def _check_X(self, X):
         if isinstance(X, torch.utils.data.Dataset):
             return X  # a user's own Dataset: its layout is its business
-        return check_images(X, n_channels=self.n_channels)
+        return check_images(X, n_channels=self.n_channels, min_size=self._min_input_size())
 
     def _check_X_y(self, X, y, fitted_classes=True):
         """Validate X and y; labels must fit ``n_classes``, or the fitted network's
@@ -412,13 +423,54 @@ class ImageClassifier(NeuralNetClassifier):
         except KeyboardInterrupt as exc:
             raise TrainingInterrupted("training interrupted") from exc
 
+    def _check_hyperparameters(self):
+        """ValueError naming the parameter, before torch or skorch trip over it."""
+        def positive_int(name, value, minimum=1):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+
+        if self.n_classes is not None:
+            positive_int("n_classes", self.n_classes)
+        positive_int("batch_size", self.batch_size)
+        positive_int("max_epochs", self.max_epochs, minimum=0)
+        if self.n_channels not in (1, 3):
+            raise ValueError(f"n_channels must be 1 or 3, got {self.n_channels!r}.")
+        try:
+            lr = float(self.lr)
+        except (TypeError, ValueError):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}.") from None
+        if not (np.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
+
     def fit(self, X, y, **fit_params):
-        """Train on images ``X`` (N, H, W[, C]) uint8 and labels ``y`` (N,) int or (N, L) 0/1.
+        """Train the network; with ``warm_start`` continue from the current weights.
 
         With ``warm_start=False`` (default) the network restarts from fresh
         weights; with ``warm_start=True`` it continues from its current weights
         with a fresh optimiser and LR schedule.
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, H, W) or (N, H, W, C), uint8 (or float in [0, 1])
+            Images as MedMNIST stores them.
+        y : ndarray of shape (N,) int class ids, or (N, L) 0/1 in multi-label mode
+        **fit_params
+            Passed to skorch's ``partial_fit``.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Bad images, labels that do not fit the task, or a bad
+            hyperparameter (``n_classes``, ``batch_size``, ``max_epochs``,
+            ``lr``, ``dropout``, ``n_channels``), named in the message.
         """
+        self._check_hyperparameters()
         continuing = self.warm_start and self.initialized_
         X, y = self._check_X_y(X, y, fitted_classes=continuing)
         if self.n_classes is None and not continuing and not isinstance(X, torch.utils.data.Dataset):
@@ -452,7 +504,18 @@ class ImageClassifier(NeuralNetClassifier):
         return proba.argmax(axis=1)
 
     def score(self, X, y, sample_weight=None):
-        """Accuracy of ``predict(X)`` (subset accuracy in multi-label mode)."""
+        """Accuracy of ``predict(X)`` (subset accuracy in multi-label mode).
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, H, W) or (N, H, W, C)
+        y : ndarray of shape (N,) int, or (N, L) 0/1 in multi-label mode
+        sample_weight : ndarray of shape (N,), optional
+
+        Returns
+        -------
+        float
+        """
         from sklearn.metrics import accuracy_score
 
         X, y = self._check_X_y(X, y)
@@ -618,7 +681,20 @@ class LossPredictionClassifier(ImageClassifier):
         return target_loss.mean() + self.loss_weight * ranking
 
     def fit(self, X, y, **fit_params):
-        """Joint training (see the class docstring), then SCAL's steps when enabled."""
+        """Joint training (see the class docstring), then SCAL's steps when enabled.
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, H, W) or (N, H, W, C), uint8 (or float in [0, 1])
+        y : ndarray of shape (N,), int class ids
+        **fit_params
+            Passed to skorch's ``partial_fit``.
+
+        Returns
+        -------
+        self
+        """
+        self._check_hyperparameters()
         continuing = self.warm_start and self.initialized_
         X, y = self._check_X_y(X, y, fitted_classes=continuing)
         keep = self._rows_to_train(X, y, continuing)
@@ -643,7 +719,18 @@ class LossPredictionClassifier(ImageClassifier):
         return np.sort(np.concatenate([old, new]))
 
     def true_loss(self, X, y):
-        """Per-sample loss (N,) float32 of the current model, in eval mode."""
+        """Per-sample loss of the current model, in eval mode.
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, H, W) or (N, H, W, C)
+        y : ndarray of shape (N,), int class ids
+
+        Returns
+        -------
+        ndarray of shape (N,), float32
+            Cross-entropy of each item (the target the loss head learns).
+        """
         X, y = self._check_X_y(X, y)
         self.check_is_fitted()
         self._set_training(False)

@@ -691,17 +691,51 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         return self.estimator_.classes_
 
     def predict(self, X):
-        """The final model's predictions for ``X``."""
+        """The final model's predictions.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, ...), as the estimator takes it
+
+        Returns
+        -------
+        ndarray of shape (N,) class ids, or (N, L) 0/1 for a multi-label model
+        """
         self._check_fitted()
         return self.estimator_.predict(X)
 
     def predict_proba(self, X):
-        """The final model's probabilities for ``X``, (N, C) float."""
+        """The final model's probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, ...), as the estimator takes it
+
+        Returns
+        -------
+        ndarray of shape (N, C), float (float32 for skal's classifiers)
+        """
         self._check_fitted()
         return self.estimator_.predict_proba(X)
 
     def score(self, X, y, sample_weight=None):
-        """The final model's ``score`` (accuracy for skal's classifiers)."""
+        """The final model's ``score`` (accuracy for skal's classifiers).
+
+        Parameters
+        ----------
+        X : array-like of shape (N, ...)
+        y : array-like of shape (N,) or (N, L)
+        sample_weight : array-like of shape (N,), optional
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        """
         self._check_fitted()
         kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
         return self.estimator_.score(X, y, **kwargs)

@@ -51,6 +51,8 @@ class ImageModule(nn.Module):
 
     embedding_dim: int
     stage_channels: tuple[int, ...]
+    #: Smallest height and width the network takes (its pooling shrinks the image).
+    min_input_size: int = 1
 
     def __init__(self, n_classes: int, dropout: float = 0.0):
         super().__init__()
@@ -164,6 +166,7 @@ class SmallCNN(ImageModule):
 
     embedding_dim = 128
     stage_channels = (32, 64, 128)
+    min_input_size = 4  # two 2x2 max-pools
 
     def __init__(self, n_classes: int, in_channels: int = 3, dropout: float = 0.0):
         super().__init__(n_classes, dropout)
@@ -246,6 +249,7 @@ class LossPredictionNetwork(ImageModule):
         self.loss_head = LossPredictionHead(backbone.stage_channels, hidden)
         self.embedding_dim = backbone.embedding_dim
         self.stage_channels = backbone.stage_channels
+        self.min_input_size = getattr(backbone, "min_input_size", 1)
         self.n_classes = backbone.n_classes
         self.dropout_rate = backbone.dropout_rate
         self.detach_features = False

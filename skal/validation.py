@@ -11,7 +11,7 @@ import numpy as np
 __all__ = ["check_images", "check_targets"]
 
 
-def check_images(X, n_channels=None, name="X"):
+def check_images(X, n_channels=None, name="X", min_size=1):
     """Validate a batch of images in MedMNIST's layout.
 
     Parameters
@@ -24,6 +24,8 @@ def check_images(X, n_channels=None, name="X"):
         model (it is repeated); colour input for a 1-channel model is an error.
     name : str
         How to call the array in messages.
+    min_size : int, default=1
+        Smallest height and width the network can take.
 
     Returns
     -------
@@ -34,7 +36,8 @@ def check_images(X, n_channels=None, name="X"):
     ------
     ValueError
         Wrong number of dimensions, an unsupported channel count, an empty
-        array, a dtype other than uint8 or floating, NaN or inf values.
+        array, images smaller than ``min_size``, a dtype other than uint8 or
+        floating, NaN or inf values, floating values outside [0, 1].
     """
     X = np.asarray(X)
     if X.ndim not in (3, 4):
@@ -50,13 +53,27 @@ def check_images(X, n_channels=None, name="X"):
         )
     if X.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {X.shape}); at least one image is needed.")
+    if min(X.shape[1], X.shape[2]) < min_size:
+        raise ValueError(
+            f"{name} holds {X.shape[1]}x{X.shape[2]} images; the network needs at least "
+            f"{min_size}x{min_size}."
+        )
     if X.dtype != np.uint8 and not np.issubdtype(X.dtype, np.floating):
         raise ValueError(
             f"{name} has dtype {X.dtype}; expected uint8 (as MedMNIST stores images) "
             f"or floating point scaled to [0, 1]."
         )
-    if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
-        raise ValueError(f"{name} contains NaN or infinite values.")
+    if np.issubdtype(X.dtype, np.floating):
+        if not np.isfinite(X).all():
+            raise ValueError(f"{name} contains NaN or infinite values.")
+        low, high = float(X.min()), float(X.max())
+        if low < 0 or high > 1:
+            # Most likely uint8 images cast to float: they would be scaled twice wrong.
+            raise ValueError(
+                f"{name} is floating point with values in [{low:g}, {high:g}]; floating "
+                f"images must be scaled to [0, 1]. Pass MedMNIST's uint8 arrays as they "
+                f"are, or divide by 255."
+            )
     channels = X.shape[-1] if X.ndim == 4 else 1
     if n_channels is not None and channels > n_channels:
         raise ValueError(

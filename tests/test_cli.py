@@ -202,3 +202,28 @@ def test_help_says_the_default_preset(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     assert "default preset: paper" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_preset_eval_split_is_the_one_scored(real_root, tmp_path, monkeypatch):
+    import dataclasses
+
+    import skal.data
+    from skal.cli import run_trial
+    from skal.protocols import get_preset
+
+    requested = []
+    load = skal.data.load_medmnist
+
+    def recording_load(flag, split, **kwargs):
+        requested.append(split)
+        return load(flag, split, **kwargs)
+
+    monkeypatch.setattr(skal.data, "load_medmnist", recording_load)
+    preset = dataclasses.replace(get_preset("fast"), eval_split="val")
+    experiment = run_trial("random", "breastmnist", 0, preset=preset, out=tmp_path, epochs=1,
+                           cycles=1, budget=10, model="small_cnn", device="cpu", root=real_root)
+    assert requested == ["train", "val"]
+    X_val, y_val = load("breastmnist", "val", root=real_root)
+    from skal.metrics import evaluate
+    expected = evaluate(y_val, experiment.predict_proba(X_val), "breastmnist")
+    assert experiment.learning_curve_[-1]["acc"] == expected.ACC

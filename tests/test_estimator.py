@@ -287,10 +287,46 @@ def test_multi_label_targets_for_a_single_label_model_are_refused():
     (np.zeros((4, 28, 28), np.int64), "dtype int64"),
     (np.full((4, 28, 28), np.nan, np.float32), "NaN"),
     (np.zeros((0, 28, 28), np.uint8), "empty"),
+    (np.full((4, 28, 28), 200.0, np.float32), r"values in \[200, 200\].*scaled to \[0, 1\]"),
+    (np.full((4, 28, 28), -0.5, np.float64), r"scaled to \[0, 1\]"),
+    (np.zeros((4, 3, 3), np.uint8), "3x3 images; the network needs at least 4x4"),
 ])
 def test_bad_images_get_a_clear_error(X, message):
     with pytest.raises(ValueError, match=message):
         small().fit(X, np.zeros(len(X), dtype=int))
+
+
+def test_float_images_in_unit_range_train_like_their_uint8_source():
+    X, y = make_images(n=16)
+    as_float = small().fit(X.astype(np.float32) / 255, y).predict_proba(X[:4])
+    as_uint8 = small().fit(X, y).predict_proba(X[:4])
+    assert np.allclose(as_float, as_uint8, atol=1e-4)
+
+
+def test_the_minimum_image_size_follows_the_network():
+    X = np.random.default_rng(0).integers(0, 255, (8, 2, 2), dtype=np.uint8)
+    y = np.arange(8) % 2
+    ImageClassifier("resnet18", n_classes=2, max_epochs=1, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="2x2 images; the network needs at least 4x4"):
+        LossPredictionClassifier("small_cnn", n_classes=2, max_epochs=1).fit(X, y)
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
+    (dict(batch_size=2.5), "batch_size must be an integer"),
+    (dict(n_classes=0), "n_classes must be an integer >= 1, got 0"),
+    (dict(max_epochs=-1), "max_epochs must be an integer >= 0"),
+    (dict(lr=-1), "lr must be a positive number, got -1"),
+    (dict(lr=float("nan")), "lr must be a positive number"),
+    (dict(dropout=1.0), r"dropout must be in \[0, 1\)"),
+    (dict(n_channels=2), "n_channels must be 1 or 3"),
+])
+def test_bad_hyperparameters_are_named_at_fit(params, message):
+    X, y = make_images(n=6)
+    for make in (small, lambda **kw: LossPredictionClassifier("small_cnn", **{
+            "n_classes": 3, "max_epochs": 1, **kw})):
+        with pytest.raises(ValueError, match=message):
+            make(**params).fit(X, y)
 
 
 def test_labels_outside_the_classes_are_named():
