@@ -111,21 +111,6 @@ def make_inputs(kind, n, n_labeled, dim, n_classes, seed):
 # --------------------------------------------------------------------------
 # contenders (run inside the worker)
 # --------------------------------------------------------------------------
-def _torch_kmeanspp_draw(torch, d2, chosen, rng):
-    """skal's inverse-CDF draw (float64 cumsum, one rng.random() per pick)."""
-    u = rng.random()
-    cum = torch.cumsum(d2, 0, dtype=torch.float64)
-    n = d2.shape[0]
-    if float(cum[-1]) > 0:
-        j = int(torch.searchsorted(cum, cum[-1:] * u, right=True))
-        if j >= n or not bool(d2[j] > 0):
-            j = int(torch.nonzero(d2 > 0)[-1])
-    else:
-        free = torch.nonzero(~chosen).flatten()
-        j = int(free[int(u * free.numel())])
-    return j
-
-
 def prepare(name, pool, labeled, probs):
     """Returns a zero-argument callable that runs the selection.
 
@@ -180,13 +165,15 @@ def prepare(name, pool, labeled, probs):
             gsq = torch.linalg.vector_norm(g, dim=1).square_()
             rng = np.random.RandomState(SEED)
             chosen = torch.zeros(len(h), dtype=torch.bool)
+            from skal.kernels import draw_d2  # skal's draw, so the picks can be compared
+
             j = int(torch.argmax(gsq))
             picks = [j]
             chosen[j] = True
             d2 = torch.addmv(gsq + gsq[j], g, g[j], alpha=-2).clamp_min_(0)
             d2[j] = 0
             while len(picks) < k:
-                j = _torch_kmeanspp_draw(torch, d2, chosen, rng)
+                j = draw_d2(d2, chosen, rng)
                 picks.append(j)
                 chosen[j] = True
                 new = torch.addmv(gsq + gsq[j], g, g[j], alpha=-2).clamp_min_(0)

@@ -528,6 +528,38 @@ def gradient_embedding_sqdist(a, h, center_idx):
     return out[:, 0] if scalar else out
 
 
+def draw_d2(d2, chosen, rng):
+    """One k-means++ draw: an index with probability proportional to ``d2``.
+
+    Inverse-CDF sampling in index order with one ``rng.random()`` call ``u``:
+    the first item whose float64 cumulative ``d2`` exceeds ``u * sum(d2)``.
+    When every ``d2`` is 0, uniform over the items not yet ``chosen``.
+
+    Parameters
+    ----------
+    d2 : torch.Tensor of shape (N,), float
+        Squared distance of each item to its nearest pick (0 for picks).
+    chosen : torch.Tensor of shape (N,), bool
+        Items already picked.
+    rng : numpy.random.RandomState or numpy.random.Generator
+
+    Returns
+    -------
+    int
+    """
+    u = rng.random()
+    cum = torch.cumsum(d2, 0, dtype=torch.float64)
+    if float(cum[-1]) > 0:
+        j = int(torch.searchsorted(cum, cum[-1:] * u, right=True))
+        # u * total may round up to total: then take the last item with
+        # positive weight (a zero-weight item is never drawn).
+        if j >= len(d2) or not bool(d2[j] > 0):
+            j = int(torch.nonzero(d2 > 0)[-1])
+        return j
+    free = torch.nonzero(~chosen).flatten()
+    return int(free[int(u * free.numel())])
+
+
 def badge_kmeanspp(
     probs,
     embeddings,
@@ -627,17 +659,7 @@ def badge_kmeanspp(
         d2 = dist_to(j)
         d2[j] = 0
         while len(picks) < n_select:
-            u = rng.random()
-            cum = torch.cumsum(d2, 0, dtype=torch.float64)
-            if float(cum[-1]) > 0:
-                j = int(torch.searchsorted(cum, cum[-1:] * u, right=True))
-                # u * total may round up to total: then take the last item
-                # with positive weight (a zero-weight item is never drawn).
-                if j >= n or not bool(d2[j] > 0):
-                    j = int(torch.nonzero(d2 > 0)[-1])
-            else:
-                free = torch.nonzero(~chosen).flatten()
-                j = int(free[int(u * free.numel())])
+            j = draw_d2(d2, chosen, rng)
             picks.append(j)
             chosen[j] = True
             if method == "naive":
