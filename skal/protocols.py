@@ -220,8 +220,8 @@ PRESETS = MappingProxyType({
     # few dozen SGD steps at lr 0.001 barely move the weights). Epoch-based
     # settings keep the paper's proportions: decay after 80 % of the epochs,
     # ranking loss detached after 60 %, loss-head fine-tuning 40 %. A whole
-    # 10-cycle pneumoniamnist run took 34-46 s on two shared CPU cores
-    # (random, badge, scal; torch 2.14).
+    # 10-cycle pneumoniamnist run took 27-28 s on two quiet CPU cores
+    # (random, badge, scal; torch 2.14), 34-46 s on shared ones.
     "fast": Preset(
         name="fast",
         description="CPU-sized: small CNN, 8 epochs a cycle, the study's budgets and "
