@@ -441,8 +441,7 @@ class ImageClassifier(NeuralNetClassifier):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}.") from None
         if not (np.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
+        # dropout is checked by the network itself (ImageModule), before any batch.
 
     def fit(self, X, y, **fit_params):
         """Train the network; with ``warm_start`` continue from the current weights.
@@ -553,16 +552,14 @@ class ImageClassifier(NeuralNetClassifier):
         """
         nonlin = self._get_predict_nonlinearity()
         module = self.module_
-        n_proba = []
 
         def both(x):
             embedding = module.forward_features(x)[0]
-            proba = nonlin(module.classify(embedding))
-            n_proba[:] = [proba.shape[1]]
-            return torch.cat([proba.float(), embedding.float()], dim=1)
+            return torch.cat([nonlin(module.classify(embedding)).float(), embedding.float()], dim=1)
 
         joined = self._map_batches(X, both)
-        return joined[:, :n_proba[0]].copy(), joined[:, n_proba[0]:].copy()
+        n = self.n_classes_  # the head's width, set when the module was built
+        return joined[:, :n].copy(), joined[:, n:].copy()
 
     def predict_proba_mc(self, X, n_samples=20, random_state=None):
         """Monte Carlo dropout probabilities (n_samples, N, C) float32.
