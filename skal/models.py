@@ -1,5 +1,6 @@
 """Neural network modules: the study's CIFAR-style ResNet-18, a small fast CNN,
-and the loss-prediction head of learning loss for active learning (LL4AL).
+and the loss-prediction heads of learning loss for active learning (LL4AL):
+the original paper's and the MedMNIST study's (:data:`LOSS_HEADS`).
 
 Every image module here follows one small protocol, which the estimators and the
 query functions rely on:
@@ -26,6 +27,9 @@ __all__ = [
     "ResNet18",
     "SmallCNN",
     "LossPredictionHead",
+    "StudyLossPredictionHead",
+    "LOSS_HEADS",
+    "get_loss_head_class",
     "LossPredictionNetwork",
     "MODELS",
     "get_model_class",
@@ -193,11 +197,12 @@ class SmallCNN(ImageModule):
 
 
 class LossPredictionHead(nn.Module):
-    """The loss-prediction module of LL4AL (Yoo & Kweon 2019).
+    """The loss-prediction module of learning loss (Yoo & Kweon 2019): the ``'standard'`` head.
 
     Each stage output goes through global average pooling, a linear layer to
     ``hidden`` units and a ReLU; the concatenation goes through one linear
-    layer to a scalar predicted loss.
+    layer to a scalar predicted loss. For ResNet-18's stages (64, 128, 256,
+    512) and ``hidden=128`` it has 123,905 parameters.
 
     Parameters
     ----------
@@ -209,14 +214,68 @@ class LossPredictionHead(nn.Module):
 
     def __init__(self, stage_channels=(64, 128, 256, 512), hidden: int = 128):
         super().__init__()
-        self.stage_fcs = nn.ModuleList(nn.Linear(c, hidden) for c in stage_channels)
-        self.out = nn.Linear(hidden * len(stage_channels), 1)
+        self.stage_channels = tuple(int(c) for c in stage_channels)
+        self.stage_fcs = nn.ModuleList(nn.Linear(c, hidden) for c in self.stage_channels)
+        self.out = nn.Linear(hidden * len(self.stage_channels), 1)
+
+    def pool(self, stages):
+        """One vector (B, C_k) per stage output (B, C_k, H_k, W_k): global average pooling."""
+        return [torch.flatten(F.adaptive_avg_pool2d(s, 1), 1) for s in stages]
 
     def forward(self, stages):
         """Predicted loss (B,) from a list of stage outputs (B, C_k, H_k, W_k)."""
-        pooled = [F.relu(fc(torch.flatten(F.adaptive_avg_pool2d(s, 1), 1)))
-                  for fc, s in zip(self.stage_fcs, stages)]
-        return self.out(torch.cat(pooled, dim=1)).squeeze(1)
+        if len(stages) != len(self.stage_fcs):
+            raise ValueError(
+                f"The loss head reads {len(self.stage_fcs)} stage outputs but got "
+                f"{len(stages)}; build it with the backbone's stage_channels."
+            )
+        hidden = [F.relu(fc(v)) for fc, v in zip(self.stage_fcs, self.pool(stages))]
+        return self.out(torch.cat(hidden, dim=1)).squeeze(1)
+
+
+class StudyLossPredictionHead(LossPredictionHead):
+    """The MedMNIST study's loss-prediction module: the ``'study'`` head.
+
+    As :class:`LossPredictionHead`, except that every stage output but the last
+    first goes through a 3x3, stride-2 convolution without bias that keeps its
+    channels (padding 1), as the study's ``LossNet`` does for ResNet-18's
+    stages 1-3. For (64, 128, 256, 512) and ``hidden=128`` that is 898,049
+    parameters: 774,144 in the convolutions, 123,905 as in the standard head.
+    While the stage features are not detached, the ranking loss reaches the
+    backbone through these convolutions.
+
+    Parameters
+    ----------
+    stage_channels : sequence of int
+        Channels of each stage output it reads; any number of stages.
+    hidden : int, default=128
+        Units per stage.
+    """
+
+    def __init__(self, stage_channels=(64, 128, 256, 512), hidden: int = 128):
+        super().__init__(stage_channels, hidden)
+        self.stage_convs = nn.ModuleList(
+            nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False) for c in self.stage_channels[:-1])
+
+    def pool(self, stages):
+        """Convolve every stage output but the last, then pool each to (B, C_k)."""
+        convolved = [conv(s) for conv, s in zip(self.stage_convs, stages)]
+        return super().pool(convolved + list(stages[len(convolved):]))
+
+
+#: Loss-prediction heads by name: ``'standard'`` is the learning-loss paper's
+#: head, ``'study'`` the MedMNIST study's (the ``paper`` preset's).
+LOSS_HEADS = {"standard": LossPredictionHead, "study": StudyLossPredictionHead}
+
+
+def get_loss_head_class(name: str):
+    """The loss-prediction head class registered under ``name`` (see ``LOSS_HEADS``)."""
+    try:
+        return LOSS_HEADS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Unknown loss head {name!r}; valid loss heads are: {', '.join(sorted(LOSS_HEADS))}."
+        ) from None
 
 
 class LossPredictionNetwork(ImageModule):
@@ -230,7 +289,10 @@ class LossPredictionNetwork(ImageModule):
     backbone : ImageModule
         The classifier, e.g. :class:`ResNet18`.
     hidden : int, default=128
-        Units per stage in the :class:`LossPredictionHead`.
+        Units per stage in the loss head.
+    head : str, default='standard'
+        The loss head's name in :data:`LOSS_HEADS`: ``'standard'``
+        (:class:`LossPredictionHead`) or ``'study'`` (:class:`StudyLossPredictionHead`).
 
     Attributes
     ----------
@@ -243,10 +305,10 @@ class LossPredictionNetwork(ImageModule):
         fine-tuning). The estimator sets it.
     """
 
-    def __init__(self, backbone: ImageModule, hidden: int = 128):
+    def __init__(self, backbone: ImageModule, hidden: int = 128, head: str = "standard"):
         nn.Module.__init__(self)
         self.backbone = backbone
-        self.loss_head = LossPredictionHead(backbone.stage_channels, hidden)
+        self.loss_head = get_loss_head_class(head)(backbone.stage_channels, hidden)
         self.embedding_dim = backbone.embedding_dim
         self.stage_channels = backbone.stage_channels
         self.min_input_size = getattr(backbone, "min_input_size", 1)
