@@ -629,6 +629,12 @@ class LossPredictionClassifier(ImageClassifier):
         Last 0-based epoch of each fit in which the ranking loss reaches the backbone.
     loss_hidden : int, default=128
         Units per stage in the loss head.
+    loss_head : {'standard', 'study'}, default='standard'
+        The loss head, by its name in :data:`skal.models.LOSS_HEADS`:
+        ``'standard'`` is the learning-loss paper's (pooling, then a linear
+        layer per stage); ``'study'`` is the MedMNIST study's, with a 3x3
+        stride-2 convolution on every stage but the last before the pooling
+        (the ``paper`` preset's). An unknown name is a ValueError at fit.
     trim_size : int, default=0
         SCAL: items of the labeled set left out of the joint training of each
         fit. On the first fit, the last ``trim_size`` items (the initial set is
@@ -645,19 +651,22 @@ class LossPredictionClassifier(ImageClassifier):
     """
 
     def __init__(self, module="resnet18", *args, margin=1.0, loss_weight=1.0, epoch_loss=30,
-                 loss_hidden=128, trim_size=0, finetune_epochs=0, **kwargs):
+                 loss_hidden=128, loss_head="standard", trim_size=0, finetune_epochs=0,
+                 **kwargs):
         super().__init__(module, *args, **kwargs)
         self.margin = margin
         self.loss_weight = loss_weight
         self.epoch_loss = epoch_loss
         self.loss_hidden = loss_hidden
+        self.loss_head = loss_head
         self.trim_size = trim_size
         self.finetune_epochs = finetune_epochs
 
     def initialize_module(self):
         super().initialize_module()
         if not isinstance(self.module_, LossPredictionNetwork):
-            self.module_ = LossPredictionNetwork(self.module_, hidden=self.loss_hidden)
+            self.module_ = LossPredictionNetwork(self.module_, hidden=self.loss_hidden,
+                                                 head=self.loss_head)
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
