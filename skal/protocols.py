@@ -152,8 +152,10 @@ class Preset:
     warm_start : bool
         Keep the network's weights across cycles.
     loss_head : mapping
-        LossPredictionClassifier settings of LL4AL and SCAL (margin,
-        loss_weight, epoch_loss); ``epoch_loss`` scales with overridden epochs.
+        LossPredictionClassifier settings of LL4AL and SCAL (the head's name
+        ``loss_head``, margin, loss_weight, epoch_loss); ``epoch_loss`` scales
+        with overridden epochs. ``paper`` uses the study's head (``'study'``),
+        ``fast`` the learning-loss paper's (``'standard'``).
     scal_finetune_epochs : int
         SCAL's loss-head fine-tuning epochs.
     mc_dropout : float
@@ -212,7 +214,8 @@ PRESETS = MappingProxyType({
         n_trials=5,
         subsample="paper",
         warm_start=True,
-        loss_head=MappingProxyType({"margin": 1.0, "loss_weight": 1.0, "epoch_loss": 30}),
+        loss_head=MappingProxyType({"loss_head": "study", "margin": 1.0, "loss_weight": 1.0,
+                                    "epoch_loss": 30}),
         scal_finetune_epochs=20,
     ),
     # Sized for two CPU cores: the study's budgets, cycles, pool rule and warm
@@ -239,7 +242,8 @@ PRESETS = MappingProxyType({
         n_trials=1,
         subsample="paper",
         warm_start=True,
-        loss_head=MappingProxyType({"margin": 1.0, "loss_weight": 1.0, "epoch_loss": 5}),
+        loss_head=MappingProxyType({"loss_head": "standard", "margin": 1.0, "loss_weight": 1.0,
+                                    "epoch_loss": 5}),
         scal_finetune_epochs=3,
     ),
 })

@@ -31,7 +31,8 @@ def test_paper_preset_is_the_study_protocol():
     assert (p.epochs, p.lr_milestones, p.lr_gamma) == (50, (40,), 0.1)
     assert (p.n_cycles, p.n_trials) == (10, 5)
     assert p.subsample == "paper" and p.warm_start is True and p.eval_split == "test"
-    assert dict(p.loss_head) == {"margin": 1.0, "loss_weight": 1.0, "epoch_loss": 30}
+    assert dict(p.loss_head) == {"loss_head": "study", "margin": 1.0, "loss_weight": 1.0,
+                                 "epoch_loss": 30}
     assert p.scal_finetune_epochs == 20
 
 
@@ -84,6 +85,9 @@ def test_ll4al_gets_the_loss_head():
     assert type(net) is LossPredictionClassifier
     assert (net.margin, net.loss_weight, net.epoch_loss) == (1.0, 1.0, 30)
     assert (net.trim_size, net.finetune_epochs) == (0, 0)
+    assert net.loss_head == "study"
+    # the fast preset keeps the learning-loss paper's head
+    assert build_estimator("fast", "ll4al", "organamnist", seed=0).loss_head == "standard"
 
 
 @pytest.mark.skipif("scal" not in STRATEGIES, reason="scal not registered")
@@ -92,6 +96,7 @@ def test_scal_gets_trim_finetune_and_final_cycle_params():
     net = al.estimator
     assert type(net) is LossPredictionClassifier
     assert (net.trim_size, net.finetune_epochs, net.epoch_loss) == (6, 20, 30)
+    assert net.loss_head == "study"
     assert al.final_cycle_params == {"trim_size": 0}
     # SCAL scores the whole unlabeled pool in the study; the others a subsample.
     assert al.subsample is None
