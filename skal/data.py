@@ -8,7 +8,10 @@ float happens per batch inside the estimator, so a pool never exists in
 float32 all at once.
 
 The data root is, in order: the ``root`` argument, the ``MEDMNIST_ROOT``
-environment variable, then medmnist's own default (``~/.medmnist``).
+environment variable, then medmnist's own default (``~/.medmnist``). A file
+the root does not hold is read from the copy shipped inside skal when there is
+one (pneumoniamnist and breastmnist at 28x28, see :func:`embedded_flags`),
+else downloaded where the network allows.
 
 Examples
 --------
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib.resources
 import os
 import zipfile
 from dataclasses import dataclass
@@ -49,7 +53,10 @@ __all__ = [
     "dataset_filename",
     "dataset_info",
     "dataset_path",
+    "embedded_flags",
+    "embedded_path",
     "load_medmnist",
+    "locate_dataset",
     "resolve_root",
 ]
 
@@ -355,6 +362,69 @@ def dataset_path(flag, size=_BASE_SIZE, root=None):
     return resolve_root(root) / dataset_filename(flag, size)
 
 
+def _embedded_folder():
+    """The folder of MedMNIST files shipped inside skal (package data)."""
+    return importlib.resources.files("skal") / "datasets"
+
+
+def embedded_path(flag, size=_BASE_SIZE):
+    """Path of the official file for ``flag`` at ``size`` shipped inside skal, or None.
+
+    Parameters
+    ----------
+    flag : str
+    size : int, default=28
+
+    Returns
+    -------
+    path : pathlib.Path or None
+        None when skal does not ship that file (or is installed in a form
+        whose files are not on disk, such as a zip).
+    """
+    resource = _embedded_folder() / dataset_filename(flag, size)
+    return resource if isinstance(resource, Path) and resource.is_file() else None
+
+
+def embedded_flags(size=_BASE_SIZE):
+    """Flags whose official file at ``size`` is shipped inside skal.
+
+    Returns
+    -------
+    flags : tuple of str
+        In ``medmnist.INFO`` order; ``('pneumoniamnist', 'breastmnist')`` at 28.
+    """
+    return tuple(flag for flag in FLAGS_2D
+                 if size in dataset_info(flag).sizes and embedded_path(flag, size) is not None)
+
+
+def locate_dataset(flag, size=_BASE_SIZE, root=None, download=None):
+    """The file :func:`load_medmnist` reads without downloading, or None.
+
+    The data root's file when it exists (a downloaded or user-supplied file
+    always wins); otherwise skal's embedded copy, unless ``download=True``
+    asks for a file in the root; otherwise None.
+
+    Parameters
+    ----------
+    flag : str
+    size : int, default=28
+    root : str or path-like, optional
+        See :func:`resolve_root`.
+    download : bool or None, default=None
+        As for :func:`load_medmnist`.
+
+    Returns
+    -------
+    path : pathlib.Path or None
+    """
+    path = dataset_path(flag, size, root)
+    if path.is_file():
+        return path
+    if download is True:
+        return None
+    return embedded_path(flag, size)
+
+
 # ----------------------------------------------------------------------------
 # Download
 # ----------------------------------------------------------------------------
@@ -537,9 +607,12 @@ def load_medmnist(flag, split, size=_BASE_SIZE, root=None, download=None, verify
     root : str or path-like, optional
         Folder holding the files; see :func:`resolve_root` for the fallbacks.
     download : bool or None, default=None
-        What to do when the file is missing. None: download it where the
-        network allows. True: download it. False: never download. A download
-        that fails raises :class:`DatasetNotFoundError`.
+        What to do when the data root lacks the file. None: read skal's
+        embedded copy when it ships one (:func:`embedded_flags`), else
+        download it where the network allows. True: download it into the
+        root, even when skal ships a copy. False: never download (the
+        embedded copy is still read). A download that fails raises
+        :class:`DatasetNotFoundError`.
     verify : bool, default=True
         Check the file against the MD5 medmnist publishes (once per process
         per file). ``verify=False`` skips that check; it is meant for tests
@@ -573,8 +646,9 @@ def load_medmnist(flag, split, size=_BASE_SIZE, root=None, download=None, verify
     if download not in (None, True, False):
         raise ValueError(f"download must be None, True or False; got {download!r}.")
 
-    path = resolve_root(root) / info.filename(size)
-    if not path.is_file():
+    path = locate_dataset(info.flag, size, root, download)
+    if path is None:
+        path = dataset_path(info.flag, size, root)
         _fetch(path, info, size, download)
     if verify:
         _verify_md5(path, info.md5(size))

@@ -24,7 +24,10 @@ from skal.data import (
     dataset_filename,
     dataset_info,
     dataset_path,
+    embedded_flags,
+    embedded_path,
     load_medmnist,
+    locate_dataset,
     resolve_root,
 )
 
@@ -325,6 +328,79 @@ def test_multilabel_values_checked(tmp_path):
     )
     with pytest.raises(DatasetFormatError, match="outside 0/1"):
         load_medmnist("chestmnist", "test", root=tmp_path, verify=False)
+
+
+# ----------------------------------------------------------------------------
+# Files shipped inside skal
+# ----------------------------------------------------------------------------
+
+
+def test_skal_ships_pneumoniamnist_and_breastmnist_at_28_only():
+    assert embedded_flags() == ("pneumoniamnist", "breastmnist")
+    assert embedded_flags(64) == ()
+    assert embedded_path("retinamnist") is None
+    assert embedded_path("pneumoniamnist", size=64) is None
+
+
+@pytest.mark.parametrize("flag", ["pneumoniamnist", "breastmnist"])
+def test_embedded_files_are_byte_identical_to_the_published_ones(flag):
+    path = embedded_path(flag)
+    assert path.name == f"{flag}.npz"
+    # hashed here with hashlib, not with skal's cached helper
+    assert hashlib.md5(path.read_bytes()).hexdigest() == INFO[flag]["MD5"]
+    assert (path.parent / "README.md").is_file()  # the licence and attribution
+
+
+@pytest.mark.parametrize("split", SPLITS)
+@pytest.mark.parametrize("flag", ["pneumoniamnist", "breastmnist"])
+def test_an_empty_root_offline_reads_the_embedded_file(tmp_path, no_network, flag, split):
+    X, y = load_medmnist(flag, split, root=tmp_path)  # verify=True: MD5 checked
+    n = SOURCES_SPLIT_SIZES[flag][SPLITS.index(split)]
+    assert X.dtype == np.uint8 and X.shape == (n, 28, 28)
+    assert np.bincount(y).tolist() == SOURCES_LABEL_COUNTS[flag][split]
+    assert no_network == []  # no download was even tried
+    assert not any(tmp_path.iterdir())  # nothing was written to the root
+
+
+def test_a_fresh_machine_without_medmnist_root_reads_the_embedded_file(tmp_path, monkeypatch,
+                                                                       no_network):
+    monkeypatch.delenv("MEDMNIST_ROOT", raising=False)
+    monkeypatch.setattr(medmnist.info, "DEFAULT_ROOT", str(tmp_path / ".medmnist"))
+    X, _ = load_medmnist("pneumoniamnist", "train")
+    assert X.shape == (4708, 28, 28)
+    assert locate_dataset("pneumoniamnist") == embedded_path("pneumoniamnist")
+    assert no_network == []
+
+
+def test_a_file_in_the_root_wins_over_the_embedded_one(tmp_path, make_synthetic_medmnist,
+                                                       fresh_md5_cache):
+    path = make_synthetic_medmnist(tmp_path, "pneumoniamnist", n_per_split=(5, 2, 1))
+    assert locate_dataset("pneumoniamnist", root=tmp_path) == path
+    X, _ = load_medmnist("pneumoniamnist", "train", root=tmp_path, verify=False)
+    assert X.shape == (5, 28, 28)
+    # A root file that fails the MD5 check is reported, never silently replaced.
+    with pytest.raises(ChecksumError, match=str(path)):
+        load_medmnist("pneumoniamnist", "train", root=tmp_path)
+
+
+def test_download_true_fetches_into_the_root_despite_the_embedded_file(tmp_path, no_network):
+    assert locate_dataset("breastmnist", root=tmp_path, download=True) is None
+    with pytest.raises(DatasetNotFoundError, match="download failed"):
+        load_medmnist("breastmnist", "train", root=tmp_path, download=True)
+    assert [call[2] for call in no_network] == ["breastmnist.npz"]
+    # download=False still reads the embedded copy: it downloads nothing.
+    assert len(load_medmnist("breastmnist", "val", root=tmp_path, download=False)[0]) == 78
+
+
+@pytest.mark.parametrize("flag, size", [("retinamnist", 28), ("pneumoniamnist", 64)])
+def test_a_file_skal_does_not_ship_still_gives_the_clear_error(tmp_path, no_network, flag,
+                                                               size):
+    with pytest.raises(DatasetNotFoundError) as exc:
+        load_medmnist(flag, "train", size=size, root=tmp_path)
+    name = dataset_filename(flag, size)
+    assert f"MedMNIST file {name!r} was not found in folder '{tmp_path}'" in str(exc.value)
+    assert "download failed" in str(exc.value) and "MEDMNIST_ROOT" in str(exc.value)
+    assert [call[2] for call in no_network] == [name]
 
 
 # ----------------------------------------------------------------------------
