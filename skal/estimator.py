@@ -140,20 +140,30 @@ class _ArrayBatches:
     One indexing copy per batch replaces DataLoader's per-item fetch and
     collate, which costs more than the small CNN's forward pass on CPU.
     Shuffling draws from torch's global generator, which the estimator seeds.
+
+    With ``min_items`` an epoch passes over the arrays ``ceil(min_items / N)``
+    times, each pass in its own order, so a small labeled set gets as many
+    optimiser steps per epoch as a set of ``min_items`` items would.
     """
 
-    def __init__(self, X, y, batch_size, shuffle):
+    def __init__(self, X, y, batch_size, shuffle, min_items=0):
         self.X, self.y = X, y
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
+        self.passes = max(1, math.ceil(int(min_items) / max(len(X), 1)))
 
     def __len__(self):
-        return math.ceil(len(self.X) / self.batch_size)
+        return math.ceil(self.passes * len(self.X) / self.batch_size)
 
     def __iter__(self):
         n = len(self.X)
-        order = torch.randperm(n).numpy() if self.shuffle else None
-        for start in range(0, n, self.batch_size):
+        if self.shuffle:
+            order = torch.cat([torch.randperm(n) for _ in range(self.passes)]).numpy()
+        elif self.passes > 1:
+            order = np.tile(np.arange(n), self.passes)
+        else:
+            order = None
+        for start in range(0, n * self.passes, self.batch_size):
             if order is None:
                 idx = slice(start, start + self.batch_size)
             else:
@@ -208,6 +218,13 @@ class ImageClassifier(NeuralNetClassifier):
         seed give identical weights on CPU. With ``warm_start=True`` each
         continued fit draws a seed from ``random_state`` and the number of
         epochs already trained, so a resumed run replays exactly.
+    min_epoch_size : int, default=0
+        Items a training epoch presents at least: a labeled set smaller than
+        this is passed over ``ceil(min_epoch_size / N)`` times per epoch, each
+        pass shuffled anew. It gives a small labeled set (active learning's
+        first cycles) enough optimiser steps to learn more than the class
+        prior, while epoch-based schedules (LR milestones, LL4AL's
+        ``epoch_loss``) keep their meaning. 0 (default) is one pass per epoch.
     warm_start : bool, default=False
         False retrains from fresh weights at every ``fit``. True continues
         from the current weights; the optimiser, the history and so any LR
@@ -241,6 +258,7 @@ class ImageClassifier(NeuralNetClassifier):
         dropout=0.0,
         multi_label=False,
         random_state=None,
+        min_epoch_size=0,
         criterion=None,
         optimizer=torch.optim.SGD,
         lr=0.001,
@@ -271,6 +289,7 @@ class ImageClassifier(NeuralNetClassifier):
         self.dropout = dropout
         self.multi_label = multi_label
         self.random_state = random_state
+        self.min_epoch_size = min_epoch_size
 
     # -- device ----------------------------------------------------------------
     # The parameter keeps what the user gave ('auto' included), as scikit-learn
@@ -392,6 +411,7 @@ class ImageClassifier(NeuralNetClassifier):
                 dataset.y if isinstance(dataset.y, np.ndarray) else None,
                 params.get("batch_size", self.batch_size),
                 shuffle=params.get("shuffle", training),
+                min_items=self.min_epoch_size if training else 0,
             )
         return super().get_iterator(dataset, training=training)
 
@@ -432,6 +452,7 @@ class ImageClassifier(NeuralNetClassifier):
         if self.n_classes is not None:
             positive_int("n_classes", self.n_classes)
         positive_int("batch_size", self.batch_size)
+        positive_int("min_epoch_size", self.min_epoch_size, minimum=0)
         positive_int("max_epochs", self.max_epochs, minimum=0)
         if self.n_channels not in (1, 3):
             raise ValueError(f"n_channels must be 1 or 3, got {self.n_channels!r}.")

@@ -163,6 +163,10 @@ class Preset:
         dropout (BALD); not part of the study, whose network has none.
     eval_split : str
         The split evaluated after every cycle.
+    min_epoch_size : int
+        Items each training epoch presents at least (the estimator's
+        ``min_epoch_size``): small labeled sets are passed over several times
+        per epoch. 0 is one pass, as the study trains.
     """
 
     name: str
@@ -184,6 +188,7 @@ class Preset:
     scal_finetune_epochs: int = 20
     mc_dropout: float = 0.3
     eval_split: str = "test"
+    min_epoch_size: int = 0
 
     def budget(self, info):
         """Per-cycle budget (and initial-set size) for a dataset: :func:`paper_budget`."""
@@ -319,6 +324,7 @@ def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, mod
         lr=preset.lr,
         max_epochs=epochs,
         batch_size=preset.batch_size,
+        min_epoch_size=preset.min_epoch_size,
         optimizer__momentum=preset.momentum,
         optimizer__weight_decay=preset.weight_decay,
         device=device,
