@@ -24,6 +24,7 @@ from skorch import NeuralNetClassifier
 from skorch.dataset import Dataset as SkorchDataset
 from skorch.utils import to_tensor
 
+import skal._modal_compat  # noqa: F401  (lets modAL 0.4.1 run on scikit-learn >= 1.8)
 from skal.models import LossPredictionNetwork, get_model_class
 from skal.validation import check_images, check_targets
 
