@@ -15,19 +15,23 @@ from __future__ import annotations
 
 import contextlib
 import math
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import accuracy_score
-from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags, check_random_state
+from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+from sklearn.utils._param_validation import (Interval, Options,
+                                             validate_parameter_constraints)
 from sklearn.utils.multiclass import unique_labels
 from skorch import NeuralNetClassifier
 from skorch.dataset import Dataset as SkorchDataset
 from skorch.utils import to_tensor
 
 import skal._modal_compat  # noqa: F401  (lets modAL 0.4.1 run on scikit-learn >= 1.8)
+from skal._random import check_seed
 from skal.models import LossPredictionNetwork, get_model_class
 from skal.validation import check_classes, check_images, check_targets, encode_labels
 
@@ -54,24 +58,19 @@ def torch_seeded(random_state, device="cpu", *extra):
     """Run a block with torch's generators seeded from ``random_state`` and ``extra``.
 
     The global generators are restored afterwards (``torch.random.fork_rng``),
-    so a seeded estimator never changes a caller's random stream. With
-    ``random_state=None`` the block runs unseeded.
+    so skal never changes a caller's random stream. ``random_state`` means
+    what it means everywhere in skal (:mod:`skal._random`): None seeds the
+    block from fresh OS entropy, never from torch's global generator.
 
     Parameters
     ----------
-    random_state : int, numpy RandomState or None
+    random_state : None, int, numpy RandomState or Generator
     device : str
         The device whose generator is forked too when it is CUDA.
     *extra : int
         Mixed into the seed (for example the number of epochs trained so far).
     """
-    if random_state is None:
-        yield
-        return
-    if isinstance(random_state, (int, np.integer)):
-        entropy = int(random_state)
-    else:
-        entropy = int(check_random_state(random_state).randint(2**31))
+    entropy = check_seed(random_state)
     seed = int(np.random.SeedSequence([entropy, *map(int, extra)]).generate_state(1)[0])
     devices = [torch.device(device).index or 0] if str(device).startswith("cuda") else []
     with torch.random.fork_rng(devices=devices):
@@ -216,10 +215,11 @@ class ImageClassifier(NeuralNetClassifier):
     multi_label : bool, default=False
         Multi-label mode (chestmnist): BCE with logits, sigmoid probabilities,
         ``predict`` thresholds at 0.5 and returns (N, L) 0/1.
-    random_state : int, RandomState or None, default=None
+    random_state : int, RandomState, Generator or None, default=None
         Seeds weight initialisation, shuffling and dropout of each ``fit``
         (without touching torch's global generator): two fits with the same
-        seed give identical weights on CPU. With ``warm_start=True`` each
+        seed give identical weights on CPU. None draws fresh OS entropy at
+        each fit (``torch.manual_seed`` does not reach it; see :mod:`skal._random`). With ``warm_start=True`` each
         continued fit draws a seed from ``random_state`` and the number of
         epochs already trained, so a resumed run replays exactly.
     warm_start : bool, default=False
@@ -247,6 +247,22 @@ class ImageClassifier(NeuralNetClassifier):
     epochs_trained_ : int
         Epochs trained since the weights were last initialised.
     """
+
+    _parameter_constraints = {
+        "module": [str, type, torch.nn.Module],
+        "classes": ["array-like", None],
+        "n_classes": [Interval(Integral, 1, None, closed="left"), None],
+        "n_channels": [Options(Integral, {1, 3})],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "multi_label": ["boolean"],
+        "random_state": [Interval(Integral, 0, None, closed="left"), np.random.RandomState,
+                         np.random.Generator, None],
+        "lr": [Interval(Real, 0, np.inf, closed="neither")],
+        "max_epochs": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "warm_start": ["boolean"],
+        "device": [str, torch.device, None],
+    }
 
     def __init__(
         self,
@@ -497,25 +513,14 @@ class ImageClassifier(NeuralNetClassifier):
         except KeyboardInterrupt as exc:
             raise TrainingInterrupted("training interrupted") from exc
 
-    def _check_hyperparameters(self):
-        """ValueError naming the parameter, before torch or skorch trip over it."""
-        def positive_int(name, value, minimum=1):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-
-        if self.n_classes is not None:
-            positive_int("n_classes", self.n_classes)
-        positive_int("batch_size", self.batch_size)
-        positive_int("max_epochs", self.max_epochs, minimum=0)
-        if self.n_channels not in (1, 3):
-            raise ValueError(f"n_channels must be 1 or 3, got {self.n_channels!r}.")
-        try:
-            lr = float(self.lr)
-        except (TypeError, ValueError):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}.") from None
-        if not (np.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
-        # dropout is checked by the network itself (ImageModule), before any batch.
+    def _validate_params(self):
+        """Check the parameters against ``_parameter_constraints``, as scikit-learn's
+        estimators do: InvalidParameterError (a ValueError and a TypeError)
+        naming the parameter, before torch or skorch trip over it. skorch's own
+        parameters (callbacks, iterators, ...) are left to skorch."""
+        validate_parameter_constraints(
+            self._parameter_constraints, self.get_params(deep=False),
+            caller_name=type(self).__name__)
 
     def fit(self, X, y, **fit_params):
         """Train the network; with ``warm_start`` continue from the current weights.
@@ -541,12 +546,15 @@ class ImageClassifier(NeuralNetClassifier):
 
         Raises
         ------
+        InvalidParameterError
+            A parameter outside ``_parameter_constraints`` (``n_classes``,
+            ``batch_size``, ``max_epochs``, ``lr``, ``dropout``,
+            ``n_channels``, ...), named in the message; a ValueError and a TypeError.
         ValueError
-            Bad images, labels that do not fit the task, or a bad
-            hyperparameter (``n_classes``, ``batch_size``, ``max_epochs``,
-            ``lr``, ``dropout``, ``n_channels``), named in the message.
+            Bad images, labels that do not fit the task, ``classes`` and
+            ``n_classes`` that disagree.
         """
-        self._check_hyperparameters()
+        self._validate_params()
         continuing = self.warm_start and self.initialized_
         X, y = self._check_X_y(X, y, fitted_classes=continuing)
         if (self.multi_label and self.n_classes is None and not continuing
@@ -730,6 +738,16 @@ class LossPredictionClassifier(ImageClassifier):
     **kwargs
         As for :class:`ImageClassifier`.
     """
+
+    _parameter_constraints = {
+        **ImageClassifier._parameter_constraints,
+        "margin": [Interval(Real, 0, None, closed="left")],
+        "loss_weight": [Interval(Real, 0, None, closed="left")],
+        "epoch_loss": [Integral],
+        "loss_hidden": [Interval(Integral, 1, None, closed="left")],
+        "trim_size": [Interval(Integral, 0, None, closed="left")],
+        "finetune_epochs": [Interval(Integral, 0, None, closed="left")],
+    }
 
     def __init__(self, module="resnet18", *args, margin=1.0, loss_weight=1.0, epoch_loss=30,
                  loss_hidden=128, trim_size=0, finetune_epochs=0, **kwargs):
