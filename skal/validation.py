@@ -227,8 +227,8 @@ def encode_labels(y, classes, name="y"):
     # LabelEncoder does the same, but its error would not name the task's classes.
     known = np.isin(y, classes)
     if not known.all():
-        shown = (f"0..{len(classes) - 1}" if np.array_equal(classes, np.arange(len(classes)))
-                 else f"{classes[:10].tolist()}")
+        ids = classes.dtype.kind in "iu" and np.array_equal(classes, np.arange(len(classes)))
+        shown = f"0..{len(classes) - 1}" if ids else f"{classes[:10].tolist()}"
         raise ValueError(
             f"{name} has labels {np.unique(y[~known])[:10].tolist()} outside the task's "
             f"classes ({shown}). Pass every class of the task up front with classes= "
