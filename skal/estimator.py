@@ -15,17 +15,25 @@ from __future__ import annotations
 
 import contextlib
 import math
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils import check_random_state
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import accuracy_score
+from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+from sklearn.utils._param_validation import (Interval, Options, StrOptions,
+                                             validate_parameter_constraints)
+from sklearn.utils.multiclass import unique_labels
 from skorch import NeuralNetClassifier
 from skorch.dataset import Dataset as SkorchDataset
 from skorch.utils import to_tensor
 
-from skal.models import LossPredictionNetwork, get_model_class
-from skal.validation import check_images, check_targets
+import skal._modal_compat  # noqa: F401  (lets modAL 0.4.1 run on scikit-learn >= 1.8)
+from skal._random import check_seed
+from skal.models import LOSS_HEADS, LossPredictionNetwork, get_model_class
+from skal.validation import check_classes, check_images, check_targets, encode_labels
 
 __all__ = [
     "ImageClassifier",
@@ -40,7 +48,7 @@ __all__ = [
 
 def resolve_device(device):
     """``'auto'`` becomes ``'cuda'`` when a GPU is visible, else ``'cpu'``; others pass through."""
-    if device == "auto":
+    if isinstance(device, str) and device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
 
@@ -50,24 +58,19 @@ def torch_seeded(random_state, device="cpu", *extra):
     """Run a block with torch's generators seeded from ``random_state`` and ``extra``.
 
     The global generators are restored afterwards (``torch.random.fork_rng``),
-    so a seeded estimator never changes a caller's random stream. With
-    ``random_state=None`` the block runs unseeded.
+    so skal never changes a caller's random stream. ``random_state`` means
+    what it means everywhere in skal (:mod:`skal._random`): None seeds the
+    block from fresh OS entropy, never from torch's global generator.
 
     Parameters
     ----------
-    random_state : int, numpy RandomState or None
+    random_state : None, int, numpy RandomState or Generator
     device : str
         The device whose generator is forked too when it is CUDA.
     *extra : int
         Mixed into the seed (for example the number of epochs trained so far).
     """
-    if random_state is None:
-        yield
-        return
-    if isinstance(random_state, (int, np.integer)):
-        entropy = int(random_state)
-    else:
-        entropy = int(check_random_state(random_state).randint(2**31))
+    entropy = check_seed(random_state)
     seed = int(np.random.SeedSequence([entropy, *map(int, extra)]).generate_state(1)[0])
     devices = [torch.device(device).index or 0] if str(device).startswith("cuda") else []
     with torch.random.fork_rng(devices=devices):
@@ -200,10 +203,20 @@ class ImageClassifier(NeuralNetClassifier):
         (fast on CPU), or a module following the protocol of
         :mod:`skal.models`. Names are built with ``n_classes``, ``n_channels``
         and ``dropout``; a class or instance gets only ``module__*`` params.
+    classes : array-like of shape (C,) or None, default=None
+        Every class label of the task, of any type a scikit-learn classifier
+        takes (strings, non-contiguous integers, ...). Labels are encoded to
+        0..C-1 for the network, in sorted order (``numpy.unique``'s), which is
+        the order of ``classes_`` and of ``predict_proba``'s columns;
+        ``predict`` returns these labels. In active learning the first labeled
+        set may miss a class: give the task's classes here (or ``n_classes``).
+        Single-label only.
     n_classes : int or None, default=None
-        Number of classes (labels, for multi-label). None infers it from ``y``
-        at the first ``fit`` (max label + 1), which is unsafe in active
-        learning where the first labeled set may miss a class: pass it.
+        Number of classes (of label columns, for multi-label). Alone it
+        declares the classes ``0..n_classes-1`` (MedMNIST's integer ids);
+        with ``classes`` it must equal their number (else a ValueError).
+        With neither, the classes are those found in ``y`` at the first
+        ``fit`` (and at every fit that starts from fresh weights).
     n_channels : int, default=3
         Input channels of the network. The study uses 3 (``as_rgb``).
     dropout : float, default=0.0
@@ -212,10 +225,11 @@ class ImageClassifier(NeuralNetClassifier):
     multi_label : bool, default=False
         Multi-label mode (chestmnist): BCE with logits, sigmoid probabilities,
         ``predict`` thresholds at 0.5 and returns (N, L) 0/1.
-    random_state : int, RandomState or None, default=None
+    random_state : int, RandomState, Generator or None, default=None
         Seeds weight initialisation, shuffling and dropout of each ``fit``
         (without touching torch's global generator): two fits with the same
-        seed give identical weights on CPU. With ``warm_start=True`` each
+        seed give identical weights on CPU. None draws fresh OS entropy at
+        each fit (``torch.manual_seed`` does not reach it; see :mod:`skal._random`). With ``warm_start=True`` each
         continued fit draws a seed from ``random_state`` and the number of
         epochs already trained, so a resumed run replays exactly.
     min_epoch_size : int, default=0
@@ -242,17 +256,37 @@ class ImageClassifier(NeuralNetClassifier):
     n_classes_ : int
         Number of outputs of the fitted network.
     classes_ : ndarray of shape (n_classes_,)
-        ``arange(n_classes_)``: all classes of the task, labeled or not.
+        The task's classes in the user's labels, sorted: from ``classes``,
+        ``arange(n_classes)``, or the labels of ``y`` at the first fit.
+        Multi-label: ``arange(n_classes_)``, the label columns.
     module_ : torch.nn.Module
         The fitted network.
     epochs_trained_ : int
         Epochs trained since the weights were last initialised.
     """
 
+    _parameter_constraints = {
+        "module": [str, type, torch.nn.Module],
+        "classes": ["array-like", None],
+        "n_classes": [Interval(Integral, 1, None, closed="left"), None],
+        "n_channels": [Options(Integral, {1, 3})],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "multi_label": ["boolean"],
+        "random_state": [Interval(Integral, 0, None, closed="left"), np.random.RandomState,
+                         np.random.Generator, None],
+        "lr": [Interval(Real, 0, np.inf, closed="neither")],
+        "max_epochs": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "min_epoch_size": [Interval(Integral, 0, None, closed="left")],
+        "warm_start": ["boolean"],
+        "device": [str, torch.device, None],
+    }
+
     def __init__(
         self,
         module="resnet18",
         *args,
+        classes=None,
         n_classes=None,
         n_channels=3,
         dropout=0.0,
@@ -280,6 +314,7 @@ class ImageClassifier(NeuralNetClassifier):
             max_epochs=max_epochs,
             batch_size=batch_size,
             train_split=train_split,
+            classes=classes,
             device=device,
             verbose=verbose,
             **kwargs,
@@ -324,15 +359,16 @@ class ImageClassifier(NeuralNetClassifier):
 
     # -- components ------------------------------------------------------------
     def _n_outputs(self):
-        if self.n_classes is not None:
-            return int(self.n_classes)
-        n = getattr(self, "n_classes_", None)
+        if self.multi_label:
+            n = self.n_classes if self.n_classes is not None else getattr(self, "n_classes_", None)
+        else:
+            n = len(self.classes_) if self._has_classes() else None
         if n is None:
             raise ValueError(
-                "The number of classes is unknown before fit: pass n_classes= "
-                "(or call fit first, which infers it from y)."
+                "The number of classes is unknown before fit: pass classes= or n_classes= "
+                "(or call fit first, which infers them from y)."
             )
-        return n
+        return int(n)
 
     def initialize_module(self):
         """Build the network: a name from :data:`skal.models.MODELS`, a class or an instance."""
@@ -365,11 +401,50 @@ class ImageClassifier(NeuralNetClassifier):
             return torch.sigmoid
         return lambda logits: torch.softmax(logits, dim=-1)
 
+    # -- classes ---------------------------------------------------------------
+    # One rule (skal.validation.check_classes) turns ``classes``/``n_classes``
+    # into the task's classes; without them, fit records the labels of y in
+    # ``classes_inferred_`` (skorch's name for it).
     @property
     def classes_(self):
-        if self.classes is not None:
-            return np.asarray(self.classes)
-        return np.arange(getattr(self, "n_classes_", None) or self._n_outputs())
+        if self.multi_label:
+            return np.arange(getattr(self, "n_classes_", None) or self._n_outputs())
+        declared = check_classes(self.classes, self.n_classes)
+        if declared is not None:
+            return declared
+        inferred = self.__dict__.get("classes_inferred_")
+        if inferred is None:
+            raise AttributeError(
+                f"{type(self).__name__} has no classes_ before fit when neither classes= "
+                f"nor n_classes= is given.")
+        return inferred
+
+    def __sklearn_tags__(self):
+        # skorch's NeuralNet is not a scikit-learn BaseEstimator, so it has no
+        # tags; declare what scikit-learn should know: a classifier taking
+        # image arrays (N, H, W[, C]), not 2-D tables.
+        return Tags(
+            estimator_type="classifier",
+            target_tags=TargetTags(required=True, multi_output=bool(self.multi_label)),
+            classifier_tags=ClassifierTags(multi_label=bool(self.multi_label)),
+            input_tags=InputTags(two_d_array=False, three_d_array=True),
+        )
+
+    def _has_classes(self):
+        try:
+            self.classes_
+        except AttributeError:
+            return False
+        return True
+
+    def check_data(self, X, y):
+        # skorch's classifier records np.unique(y) as classes_inferred_ here;
+        # the y reaching skorch is already encoded to 0..C-1, and fit has
+        # recorded the user's labels, so keep those.
+        inferred = self.__dict__.get("classes_inferred_")
+        super().check_data(X, y)
+        if inferred is not None:
+            self.classes_inferred_ = inferred
 
     # -- data ------------------------------------------------------------------
     def _min_input_size(self):
@@ -389,17 +464,33 @@ class ImageClassifier(NeuralNetClassifier):
         return check_images(X, n_channels=self.n_channels, min_size=self._min_input_size())
 
     def _check_X_y(self, X, y, fitted_classes=True):
-        """Validate X and y; labels must fit ``n_classes``, or the fitted network's
-        outputs when ``fitted_classes`` (a fresh fit with ``n_classes=None`` may
-        bring new classes)."""
+        """Validate X and y; return X and the network's targets.
+
+        Single-label ``y`` is encoded to positions 0..C-1 in ``classes_``.
+        With ``fitted_classes=False`` (a fit from fresh weights) and neither
+        ``classes`` nor ``n_classes`` given, the classes are first taken from
+        ``y`` and recorded, so a fresh fit may bring new classes; otherwise
+        every label must be one of ``classes_``. Multi-label ``y`` stays 0/1
+        (N, L) float32 and must have ``n_classes`` (or the fitted network's)
+        columns.
+        """
         X = self._check_X(X)
         if isinstance(X, torch.utils.data.Dataset):
             return X, y
-        n_classes = self.n_classes
-        if n_classes is None and fitted_classes:
-            n_classes = getattr(self, "n_classes_", None)
-        y = check_targets(y, len(X), n_classes, self.multi_label)
-        return X, y
+        if self.multi_label:
+            check_classes(self.classes, self.n_classes, multi_label=True)  # refuses classes=
+            n_labels = self.n_classes
+            if n_labels is None and fitted_classes:
+                n_labels = getattr(self, "n_classes_", None)
+            return X, check_targets(y, len(X), multi_label=True, n_labels=n_labels)
+        y = check_targets(y, len(X))
+        if (not fitted_classes and self.classes is None and self.n_classes is None):
+            self.classes_inferred_ = unique_labels(y)
+        if not self._has_classes():  # a score or true_loss before any fit
+            raise NotFittedError(
+                f"This {type(self).__name__} has no classes yet: call fit first, or pass "
+                f"classes= or n_classes=.")
+        return X, encode_labels(y, self.classes_)
 
     def get_iterator(self, dataset, training=False):
         """Fast batches for in-memory arrays; skorch's DataLoader for anything else."""
@@ -443,26 +534,14 @@ class ImageClassifier(NeuralNetClassifier):
         except KeyboardInterrupt as exc:
             raise TrainingInterrupted("training interrupted") from exc
 
-    def _check_hyperparameters(self):
-        """ValueError naming the parameter, before torch or skorch trip over it."""
-        def positive_int(name, value, minimum=1):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-
-        if self.n_classes is not None:
-            positive_int("n_classes", self.n_classes)
-        positive_int("batch_size", self.batch_size)
-        positive_int("min_epoch_size", self.min_epoch_size, minimum=0)
-        positive_int("max_epochs", self.max_epochs, minimum=0)
-        if self.n_channels not in (1, 3):
-            raise ValueError(f"n_channels must be 1 or 3, got {self.n_channels!r}.")
-        try:
-            lr = float(self.lr)
-        except (TypeError, ValueError):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}.") from None
-        if not (np.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
-        # dropout is checked by the network itself (ImageModule), before any batch.
+    def _validate_params(self):
+        """Check the parameters against ``_parameter_constraints``, as scikit-learn's
+        estimators do: InvalidParameterError (a ValueError and a TypeError)
+        naming the parameter, before torch or skorch trip over it. skorch's own
+        parameters (callbacks, iterators, ...) are left to skorch."""
+        validate_parameter_constraints(
+            self._parameter_constraints, self.get_params(deep=False),
+            caller_name=type(self).__name__)
 
     def fit(self, X, y, **fit_params):
         """Train the network; with ``warm_start`` continue from the current weights.
@@ -475,7 +554,10 @@ class ImageClassifier(NeuralNetClassifier):
         ----------
         X : ndarray of shape (N, H, W) or (N, H, W, C), uint8 (or float in [0, 1])
             Images as MedMNIST stores them.
-        y : ndarray of shape (N,) int class ids, or (N, L) 0/1 in multi-label mode
+        y : array-like of shape (N,) class labels, or (N, L) 0/1 in multi-label mode
+            Labels of any type; they must be among ``classes`` / ``n_classes``
+            when given, or, in a continued (``warm_start``) fit, among the
+            fitted ``classes_``.
         **fit_params
             Passed to skorch's ``partial_fit``.
 
@@ -485,16 +567,24 @@ class ImageClassifier(NeuralNetClassifier):
 
         Raises
         ------
+        InvalidParameterError
+            A parameter outside ``_parameter_constraints`` (``n_classes``,
+            ``batch_size``, ``max_epochs``, ``lr``, ``dropout``,
+            ``n_channels``, ...), named in the message; a ValueError and a TypeError.
         ValueError
-            Bad images, labels that do not fit the task, or a bad
-            hyperparameter (``n_classes``, ``batch_size``, ``max_epochs``,
-            ``lr``, ``dropout``, ``n_channels``), named in the message.
+            Bad images, labels that do not fit the task, ``classes`` and
+            ``n_classes`` that disagree.
         """
-        self._check_hyperparameters()
+        self._validate_params()
         continuing = self.warm_start and self.initialized_
         X, y = self._check_X_y(X, y, fitted_classes=continuing)
-        if self.n_classes is None and not continuing and not isinstance(X, torch.utils.data.Dataset):
-            self.n_classes_ = int(y.shape[1] if self.multi_label else y.max() + 1)
+        if (self.multi_label and self.n_classes is None and not continuing
+                and not isinstance(X, torch.utils.data.Dataset)):
+            self.n_classes_ = int(y.shape[1])
+        return self._train(X, y, continuing, **fit_params)
+
+    def _train(self, X, y, continuing, **fit_params):
+        """Train on validated, encoded ``X, y`` (see :meth:`fit`); return self."""
         epochs_before = self.epochs_trained_ if continuing else 0
         with self._seeded(epochs_before):
             if continuing:
@@ -513,15 +603,19 @@ class ImageClassifier(NeuralNetClassifier):
 
     # -- prediction ------------------------------------------------------------
     def predict_proba(self, X):
-        """Class probabilities (N, C) float32: softmax, or per-label sigmoid in multi-label mode."""
+        """Class probabilities (N, C) float32: softmax, or per-label sigmoid in multi-label mode.
+
+        Columns follow ``classes_``. Raises NotFittedError before fit, whatever ``X``.
+        """
+        self.check_is_fitted()
         return super().predict_proba(self._check_X(X)).astype(np.float32, copy=False)
 
     def predict(self, X):
-        """Class ids (N,) int64, or (N, L) 0/1 int64 in multi-label mode."""
+        """Labels (N,) from ``classes_``, or (N, L) 0/1 int64 in multi-label mode."""
         proba = self.predict_proba(X)
         if self.multi_label:
             return (proba > 0.5).astype(np.int64)
-        return proba.argmax(axis=1)
+        return self.classes_[proba.argmax(axis=1)]
 
     def score(self, X, y, sample_weight=None):
         """Accuracy of ``predict(X)`` (subset accuracy in multi-label mode).
@@ -529,17 +623,18 @@ class ImageClassifier(NeuralNetClassifier):
         Parameters
         ----------
         X : ndarray of shape (N, H, W) or (N, H, W, C)
-        y : ndarray of shape (N,) int, or (N, L) 0/1 in multi-label mode
+        y : array-like of shape (N,) labels, or (N, L) 0/1 in multi-label mode
         sample_weight : ndarray of shape (N,), optional
 
         Returns
         -------
         float
         """
-        from sklearn.metrics import accuracy_score
-
         X, y = self._check_X_y(X, y)
-        return accuracy_score(y.astype(np.int64), self.predict(X), sample_weight=sample_weight)
+        proba = self.predict_proba(X)
+        predicted = (proba > 0.5) if self.multi_label else proba.argmax(axis=1)
+        return accuracy_score(y.astype(np.int64), predicted.astype(np.int64),
+                              sample_weight=sample_weight)
 
     def _map_batches(self, X, fn, axis=0):
         """Apply ``fn`` to each normalised batch of ``X`` in eval mode; concatenate on the CPU along ``axis``."""
@@ -671,6 +766,17 @@ class LossPredictionClassifier(ImageClassifier):
         As for :class:`ImageClassifier`.
     """
 
+    _parameter_constraints = {
+        **ImageClassifier._parameter_constraints,
+        "margin": [Interval(Real, 0, None, closed="left")],
+        "loss_weight": [Interval(Real, 0, None, closed="left")],
+        "epoch_loss": [Integral],
+        "loss_hidden": [Interval(Integral, 1, None, closed="left")],
+        "trim_size": [Interval(Integral, 0, None, closed="left")],
+        "finetune_epochs": [Interval(Integral, 0, None, closed="left")],
+        "loss_head": [StrOptions(set(LOSS_HEADS))],
+    }
+
     def __init__(self, module="resnet18", *args, margin=1.0, loss_weight=1.0, epoch_loss=30,
                  loss_hidden=128, loss_head="standard", trim_size=0, finetune_epochs=0,
                  **kwargs):
@@ -713,7 +819,7 @@ class LossPredictionClassifier(ImageClassifier):
         Parameters
         ----------
         X : ndarray of shape (N, H, W) or (N, H, W, C), uint8 (or float in [0, 1])
-        y : ndarray of shape (N,), int class ids
+        y : array-like of shape (N,), class labels (as for :class:`ImageClassifier`)
         **fit_params
             Passed to skorch's ``partial_fit``.
 
@@ -721,11 +827,11 @@ class LossPredictionClassifier(ImageClassifier):
         -------
         self
         """
-        self._check_hyperparameters()
-        continuing = self.warm_start and self.initialized_
-        X, y = self._check_X_y(X, y, fitted_classes=continuing)
+        return super().fit(X, y, **fit_params)
+
+    def _train(self, X, y, continuing, **fit_params):
         keep = self._rows_to_train(X, y, continuing)
-        super().fit(X[keep], y[keep], **fit_params)
+        super()._train(X[keep], y[keep], continuing, **fit_params)
         self.n_fit_samples_ = len(X)
         if int(self.finetune_epochs) > 0:
             self._finetune_loss_head(X, y)
@@ -739,7 +845,7 @@ class LossPredictionClassifier(ImageClassifier):
         if not continuing:
             return np.arange(n - trim)
         n_old = min(getattr(self, "n_fit_samples_", n), n)
-        losses = self.true_loss(X, y)
+        losses = self._per_sample_losses(X, y)
         half = trim // 2
         old = np.arange(n_old)[np.argsort(losses[:n_old], kind="stable")][half:]
         new = np.arange(n_old, n)[np.argsort(losses[n_old:], kind="stable")][half:]
@@ -751,15 +857,19 @@ class LossPredictionClassifier(ImageClassifier):
         Parameters
         ----------
         X : ndarray of shape (N, H, W) or (N, H, W, C)
-        y : ndarray of shape (N,), int class ids
+        y : array-like of shape (N,), class labels among ``classes_``
 
         Returns
         -------
         ndarray of shape (N,), float32
             Cross-entropy of each item (the target the loss head learns).
         """
-        X, y = self._check_X_y(X, y)
         self.check_is_fitted()
+        X, y = self._check_X_y(X, y)
+        return self._per_sample_losses(X, y)
+
+    def _per_sample_losses(self, X, y):
+        """:meth:`true_loss` of validated ``X`` and encoded ``y`` (0..C-1)."""
         self._set_training(False)
         losses = []
         with torch.no_grad():

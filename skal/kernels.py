@@ -29,7 +29,9 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skal._random import check_legacy_rng
 
 __all__ = [
     "k_center_greedy",
@@ -99,22 +101,13 @@ def _check_finite(values, name):
 
 def _check_n_select(n_select, n_available):
     if not isinstance(n_select, numbers.Integral) or isinstance(n_select, bool):
-        raise TypeError(f"n_select must be an int, got {type(n_select).__name__}")
+        raise InvalidParameterError(f"n_select must be an int, got {type(n_select).__name__}")
     n_select = int(n_select)
     if n_select < 0:
         raise ValueError(f"n_select must be >= 0, got {n_select}")
     if n_select > n_available:
         raise ValueError(f"n_select={n_select} is larger than the pool ({n_available} items)")
     return n_select
-
-
-def _check_rng(random_state):
-    """A ``numpy.random.Generator`` as given, anything else (None, int,
-    ``RandomState``) through :func:`sklearn.utils.check_random_state`. Both
-    have ``.random()``, the only call the kernels make."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    return check_random_state(random_state)
 
 
 def _sqnorms(x):
@@ -262,9 +255,9 @@ def k_center_greedy(
         distance row per pick, reading the whole (N, d) pool every pick.
         ``"lazy"`` makes the same picks, much faster; see Notes.
     random_state : None, int, numpy.random.RandomState or numpy.random.Generator
-        Only used when there is no labeled set. A ``Generator`` is used as
-        given, anything else goes through
-        :func:`sklearn.utils.check_random_state`.
+        Only used when there is no labeled set. A Generator or RandomState is
+        used as given, an int seeds ``numpy.random.RandomState``, None is fresh
+        OS entropy (:func:`skal._random.check_legacy_rng`).
     device : str or torch.device, optional
         Where to compute. Default: the device of `pool` (or `labeled`) if it
         is a tensor, else the CPU.
@@ -341,7 +334,7 @@ def k_center_greedy(
             return np.empty(0, dtype=np.int64)
         picks = []
         if lab.shape[0] == 0:
-            first = int(_check_rng(random_state).random() * n)
+            first = int(check_legacy_rng(random_state).random() * n)
             picks.append(first)
         if method == "naive":
             if picks:
@@ -598,8 +591,9 @@ def badge_kmeanspp(
         thread (restored afterwards), which keeps the small per-pick ops from
         stalling on a busy machine.
     random_state : None, int, numpy.random.RandomState or numpy.random.Generator
-        A ``Generator`` is used as given, anything else goes through
-        :func:`sklearn.utils.check_random_state`. Every pick after the first
+        A Generator or RandomState is used as given, an int seeds
+        ``numpy.random.RandomState``, None is fresh OS entropy
+        (:func:`skal._random.check_legacy_rng`). Every pick after the first
         makes exactly one ``rng.random()`` call, ``u``; the pick is the first
         item whose float64 cumulative D^2 exceeds ``u * sum(D^2)``
         (inverse-CDF sampling in index order). When every unpicked D^2 is 0
@@ -628,7 +622,7 @@ def badge_kmeanspp(
     if a.shape[0] != n:
         raise ValueError(f"probs has {a.shape[0]} rows but embeddings has {n}")
     n_select = _check_n_select(n_select, n)
-    rng = _check_rng(random_state)
+    rng = check_legacy_rng(random_state)
 
     with torch.no_grad(), _SingleThreaded(device, enabled=method == "pruned"):
         hsq = _sqnorms(h)

@@ -7,8 +7,9 @@ Each check raises a ``ValueError`` that names the problem in the user's terms
 from __future__ import annotations
 
 import numpy as np
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
 
-__all__ = ["check_images", "check_targets"]
+__all__ = ["check_images", "check_targets", "check_classes", "encode_labels"]
 
 
 def check_images(X, n_channels=None, name="X", min_size=1):
@@ -83,32 +84,35 @@ def check_images(X, n_channels=None, name="X", min_size=1):
     return X
 
 
-def check_targets(y, n_samples, n_classes=None, multi_label=False, name="y"):
-    """Validate class labels against the task.
+def check_targets(y, n_samples, multi_label=False, n_labels=None, name="y"):
+    """Validate the shape of the targets, before their labels are encoded.
 
     Parameters
     ----------
     y : array-like of shape (N,) or (N, 1) for single-label tasks, (N, L) for multi-label
-        Integer class ids in [0, n_classes), or 0/1 indicators for multi-label.
+        Class labels of any type scikit-learn classifiers take (integers,
+        strings, ...), or 0/1 indicators for multi-label.
     n_samples : int
         Number of images, which ``y`` must match.
-    n_classes : int or None
-        Number of classes (labels for multi-label); None skips the range check.
     multi_label : bool
         Whether the model is multi-label.
+    n_labels : int or None
+        Multi-label only: the number of label columns ``y`` must have; None
+        skips the check.
     name : str
         How to call the array in messages.
 
     Returns
     -------
     y : ndarray
-        (N,) int64 for single-label, (N, L) float32 for multi-label.
+        (N,) labels as given (see :func:`encode_labels`) for single-label,
+        (N, L) float32 for multi-label.
 
     Raises
     ------
     ValueError
-        Length mismatch, multi-label targets for a single-label model (or the
-        reverse), non-integer labels, labels outside the task's classes.
+        Length mismatch, NaN or inf, multi-label targets for a single-label
+        model (or the reverse), continuous (non-class) values.
     """
     y = np.asarray(y)
     if y.ndim == 0 or y.shape[0] != n_samples:
@@ -126,9 +130,9 @@ def check_targets(y, n_samples, n_classes=None, multi_label=False, name="y"):
                 f"A multi-label model needs {name} of shape (N, L) with 0/1 entries; "
                 f"got shape {y.shape}."
             )
-        if n_classes is not None and y.shape[1] != n_classes:
+        if n_labels is not None and y.shape[1] != n_labels:
             raise ValueError(
-                f"{name} has {y.shape[1]} label columns but the model has {n_classes} outputs."
+                f"{name} has {y.shape[1]} label columns but the model has {n_labels} outputs."
             )
         if not np.isin(y, (0, 1)).all():
             raise ValueError(f"Multi-label {name} must contain only 0 and 1.")
@@ -136,19 +140,98 @@ def check_targets(y, n_samples, n_classes=None, multi_label=False, name="y"):
     if y.ndim != 1:
         raise ValueError(
             f"{name} has shape {y.shape}: multi-label targets given to a single-label "
-            f"model; set multi_label=True, or give one class id per image."
+            f"model; set multi_label=True, or give one class label per image."
         )
-    if not (np.issubdtype(y.dtype, np.integer) or
-            (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)))):
-        raise ValueError(f"{name} must hold integer class ids; got dtype {y.dtype}.")
-    y = y.astype(np.int64)
-    out_of_range = y < 0
-    if n_classes is not None:
-        out_of_range |= y >= n_classes
-    if out_of_range.any():
-        valid = f"0..{n_classes - 1}" if n_classes is not None else "non-negative ids"
-        raise ValueError(
-            f"{name} has labels {np.unique(y[out_of_range])[:10].tolist()} outside "
-            f"the task's classes ({valid})."
-        )
+    # scikit-learn's rule for what a classifier's targets may be (its message
+    # names the problem, e.g. continuous values given to a classifier).
+    check_classification_targets(y)
     return y
+
+
+def check_classes(classes, n_classes=None, multi_label=False):
+    """The task's classes declared by an estimator's ``classes`` and ``n_classes``.
+
+    Parameters
+    ----------
+    classes : array-like of shape (C,) or None
+        Every class label of the task, of any type scikit-learn takes.
+    n_classes : int or None
+        The number of classes. Alone it declares the classes ``0..n_classes-1``
+        (MedMNIST's integer ids); with ``classes`` it must equal their number.
+    multi_label : bool
+        Multi-label estimators take ``n_classes`` (the number of label
+        columns) but no ``classes``.
+
+    Returns
+    -------
+    ndarray of shape (C,) or None
+        The classes sorted as ``numpy.unique`` sorts them (the order of
+        ``predict_proba``'s columns), ``arange(n_classes)`` (int64) when only
+        ``n_classes`` is given, or None when neither is (classes are then
+        inferred from ``y`` at the first fit), and always None for
+        multi-label.
+
+    Raises
+    ------
+    ValueError
+        ``classes`` empty, not 1-D, with repeated or mixed-type labels,
+        given to a multi-label estimator, or inconsistent with ``n_classes``.
+    """
+    if classes is None:
+        if multi_label or n_classes is None:
+            return None
+        return np.arange(int(n_classes))
+    if multi_label:
+        raise ValueError(
+            "classes is for single-label tasks; a multi-label y is (N, L) 0/1 columns: "
+            "leave classes=None and pass n_classes=L."
+        )
+    labels = np.asarray(classes)
+    if labels.ndim != 1 or labels.size == 0:
+        raise ValueError(
+            f"classes must be a non-empty 1-D list of the task's labels; got shape {labels.shape}.")
+    unique = unique_labels(labels)  # scikit-learn's message for mixed strings and numbers
+    if len(unique) != len(labels):
+        raise ValueError(f"classes has repeated labels: {labels.tolist()}.")
+    if n_classes is not None and int(n_classes) != len(unique):
+        raise ValueError(
+            f"n_classes={n_classes} but classes lists {len(unique)} labels; give classes "
+            f"alone (n_classes is then their number), or make the two agree."
+        )
+    return unique
+
+
+def encode_labels(y, classes, name="y"):
+    """Positions of the labels ``y`` in ``classes``: the network's targets 0..C-1.
+
+    Parameters
+    ----------
+    y : ndarray of shape (N,)
+        Labels, as returned by :func:`check_targets`.
+    classes : ndarray of shape (C,)
+        The task's classes, sorted (see :func:`check_classes`).
+    name : str
+        How to call the array in messages.
+
+    Returns
+    -------
+    ndarray of shape (N,), int64
+        ``classes[encode_labels(y, classes)] == y``.
+
+    Raises
+    ------
+    ValueError
+        Labels that are not among ``classes``, named.
+    """
+    # numpy's isin/searchsorted on the sorted classes; scikit-learn's
+    # LabelEncoder does the same, but its error would not name the task's classes.
+    known = np.isin(y, classes)
+    if not known.all():
+        ids = classes.dtype.kind in "iu" and np.array_equal(classes, np.arange(len(classes)))
+        shown = f"0..{len(classes) - 1}" if ids else f"{classes[:10].tolist()}"
+        raise ValueError(
+            f"{name} has labels {np.unique(y[~known])[:10].tolist()} outside the task's "
+            f"classes ({shown}). Pass every class of the task up front with classes= "
+            f"(or n_classes= for integer ids 0..n_classes-1)."
+        )
+    return np.searchsorted(classes, y).astype(np.int64)

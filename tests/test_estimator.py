@@ -7,6 +7,7 @@ from scipy.stats import spearmanr
 from skorch.callbacks import Callback, LRScheduler
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -313,21 +314,36 @@ def test_the_minimum_image_size_follows_the_network():
 
 
 @pytest.mark.parametrize("params, message", [
-    (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
-    (dict(batch_size=2.5), "batch_size must be an integer"),
-    (dict(n_classes=0), "n_classes must be an integer >= 1, got 0"),
-    (dict(max_epochs=-1), "max_epochs must be an integer >= 0"),
-    (dict(lr=-1), "lr must be a positive number, got -1"),
-    (dict(lr=float("nan")), "lr must be a positive number"),
-    (dict(dropout=1.0), r"dropout must be in \[0, 1\)"),
-    (dict(n_channels=2), "n_channels must be 1 or 3"),
+    (dict(batch_size=0), r"'batch_size' parameter of \w+ must be an int in the range \[1, inf\)\. Got 0"),
+    (dict(batch_size=2.5), r"'batch_size' parameter of \w+ must be an int"),
+    (dict(n_classes=0), r"'n_classes' parameter of \w+ must be an int in the range \[1, inf\) or None\. Got 0"),
+    (dict(max_epochs=-1), r"'max_epochs' parameter of \w+ must be an int in the range \[0, inf\)"),
+    (dict(lr=-1), r"'lr' parameter of \w+ must be a float in the range \(0(\.0)?, inf\)\. Got -1"),
+    (dict(lr=float("nan")), r"'lr' parameter of \w+ must be a float in the range \(0(\.0)?, inf\)"),
+    (dict(lr=float("inf")), r"'lr' parameter"),
+    (dict(dropout=1.0), r"'dropout' parameter of \w+ must be a float in the range \[0(\.0)?, 1(\.0)?\)"),
+    (dict(n_channels=2), r"'n_channels' parameter of \w+ must be an? int among \{1, 3\}"),
+    (dict(random_state=-1), r"'random_state' parameter"),
+    (dict(classes="ab"), r"'classes' parameter of \w+ must be an array-like or None"),
 ])
 def test_bad_hyperparameters_are_named_at_fit(params, message):
+    # scikit-learn's declared constraints: InvalidParameterError, both a ValueError and a TypeError.
     X, y = make_images(n=6)
     for make in (small, lambda **kw: LossPredictionClassifier("small_cnn", **{
             "n_classes": 3, "max_epochs": 1, **kw})):
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(InvalidParameterError, match=message) as info:
             make(**params).fit(X, y)
+        assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+
+
+@pytest.mark.parametrize("params, name", [(dict(trim_size=-1), "trim_size"),
+                                          (dict(loss_hidden=0), "loss_hidden"),
+                                          (dict(finetune_epochs=1.5), "finetune_epochs"),
+                                          (dict(margin=-1.0), "margin")])
+def test_loss_prediction_parameters_are_declared_too(params, name):
+    X, y = make_images(n=6)
+    with pytest.raises(InvalidParameterError, match=f"'{name}' parameter of LossPredictionClassifier"):
+        LossPredictionClassifier("small_cnn", n_classes=3, max_epochs=1, **params).fit(X, y)
 
 
 def test_labels_outside_the_classes_are_named():

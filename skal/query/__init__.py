@@ -31,6 +31,7 @@ says what a method needs from the estimator, and
 
 from __future__ import annotations
 
+import skal._modal_compat  # noqa: F401  (lets modAL 0.4.1 run on scikit-learn >= 1.8)
 from skal.query._base import QueryPool, check_generator, subsample_size, unwrap_learner
 from skal.query.baseline import random_sampling
 from skal.query.diversity import coreset, typiclust

@@ -18,31 +18,13 @@ import numpy as np
 from modAL.utils.data import retrieve_rows
 from sklearn.pipeline import Pipeline
 
+from skal._random import check_generator  # the one random-state rule; re-exported here
+
 __all__ = ["QueryPool", "check_generator", "subsample_size", "unwrap_learner",
            "PAPER_SUBSAMPLE_MAX"]
 
 # The study scores at most this many unlabeled items per query.
 PAPER_SUBSAMPLE_MAX = 20000
-
-
-def check_generator(random_state):
-    """A ``numpy.random.Generator`` from None, an int, a RandomState or a Generator.
-
-    A Generator is used as given (its state advances); a RandomState gives
-    one draw that seeds a new Generator (so it advances too); an int always
-    gives the same Generator; None gives fresh entropy.
-    """
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if random_state is None or (isinstance(random_state, (numbers.Integral, np.integer))
-                                and not isinstance(random_state, bool)):
-        return np.random.default_rng(random_state)
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
-    raise ValueError(
-        f"random_state must be None, an int, a numpy RandomState or Generator; "
-        f"got {type(random_state).__name__}."
-    )
 
 
 def _check_n_instances(n_instances):
