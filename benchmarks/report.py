@@ -47,7 +47,7 @@ from scipy import stats
 
 # The grid's curves are scored exactly as skal's GridSearchCV scorer scores them.
 from skal.metrics import budget_curve_area
-from skal.results import FAILURE_COLUMNS, RESULT_COLUMNS
+from skal.results import FAILURE_COLUMNS, NUMBER_COLUMNS, RESULT_COLUMNS
 
 __all__ = [
     "BASELINE",
@@ -150,7 +150,7 @@ def validate_results(df):
         if values.isna().any():
             raise ValueError(f"column {column!r} has empty or non-numeric values.")
         df[column] = values.astype("int64")
-    for column in ("acc", "auc", "train_seconds", "query_seconds"):
+    for column in NUMBER_COLUMNS:
         df[column] = pd.to_numeric(df[column], errors="coerce").astype("float64")
     n_before = len(df)
     df = df.drop_duplicates(subset=list(KEY_COLUMNS), keep="last")
