@@ -53,6 +53,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):
@@ -306,8 +307,6 @@ def _slots_per_host(client):
     A worker with several threads still runs one cell at a time
     (:func:`skal.runner.run_cell` takes turns within a process).
     """
-    from urllib.parse import urlparse
-
     info = client.scheduler_info(n_workers=-1)
     per_host = {}
     for address, worker in info.get("workers", {}).items():
@@ -332,6 +331,7 @@ class _Dask:
         self._environ = None
 
     def __enter__(self):
+        # Imported only here: Dask is an optional dependency (skal[dask]).
         from distributed import Client, LocalCluster
 
         self._environ = dict(os.environ)

@@ -29,6 +29,7 @@ import argparse
 import sys
 
 from skal import registry
+from skal.exceptions import CheckpointMismatchError, ExperimentConfigError
 
 __all__ = ["main", "run_main", "build_parser", "build_run_parser"]
 
@@ -173,7 +174,6 @@ def _run(args, err):
 def _execute(args, prog):
     # Imported here, not at the top: they bring torch and medmnist (see the module's docstring).
     from skal.data import ChecksumError, DatasetError, DatasetFormatError, DatasetNotFoundError
-    from skal.exceptions import CheckpointMismatchError, ExperimentConfigError
     from skal.runner import SettingsError
 
     err = sys.stderr
