@@ -20,7 +20,9 @@ query_size
     parameters. The presets and the command line call the same number the
     ``budget`` (``--budget``: it also sizes the initial set, as in the study).
     At the modAL boundary it is modAL's ``n_instances``: every query function
-    takes ``n_instances``, as modAL passes it.
+    (and :class:`skal.query.QueryPool`) takes ``n_instances``, as modAL passes
+    it. The torch kernels (:mod:`skal.kernels`), which know no learner, call
+    the count they pick ``n_select``.
 n_initial
     Size of the random initial labeled set.
 cycle

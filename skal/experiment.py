@@ -451,7 +451,7 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         """
         mask = np.ones(len(X), dtype=bool)
         mask[labeled] = False
-        pool = np.flatnonzero(mask)
+        unlabeled = np.flatnonzero(mask)  # indices into X of the pool
         kwargs = dict(self.query_params or {})
         accepted = _named_parameters(strategy)
         # The strategy's own options (query_params) win over the experiment's.
@@ -459,19 +459,18 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         rng = check_generator(kwargs.get("random_state", _cycle_seed(entropy, cycle, _QUERY)))
         if "random_state" in accepted:
             kwargs["random_state"] = rng
-        positions = draw_subsample(len(pool), int(self.query_size), subsample, rng)
-        if positions is not None:
-            pool = pool[positions]
+        positions = draw_subsample(len(unlabeled), int(self.query_size), subsample, rng)
+        scored = unlabeled if positions is None else unlabeled[positions]  # indices into X
         with _quiet_modal():
-            chosen, _ = self.learner_.query(X[pool], n_instances=int(self.query_size), **kwargs)
+            chosen, _ = self.learner_.query(X[scored], n_instances=int(self.query_size), **kwargs)
         chosen = np.asarray(chosen).reshape(-1)
         if (len(chosen) != int(self.query_size) or not np.issubdtype(chosen.dtype, np.integer)
                 or len(np.unique(chosen)) != len(chosen) or chosen.min() < 0
-                or chosen.max() >= len(pool)):
+                or chosen.max() >= len(scored)):
             raise RuntimeError(
                 f"The query strategy returned {chosen!r}; it must return {self.query_size} "
-                f"distinct integer indices into the pool of {len(pool)} items.")
-        return pool[chosen].astype(np.int64)
+                f"distinct integer indices into the pool of {len(scored)} items.")
+        return scored[chosen].astype(np.int64)
 
     # -- the fitted model ------------------------------------------------------
     def _check_fitted(self):

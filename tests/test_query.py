@@ -648,3 +648,18 @@ def test_cluster_margin_n_clusters_and_threshold_exclusive():
 def test_bad_random_state():
     with pytest.raises(ValueError, match="random_state must be"):
         random_sampling(None, ids(5), random_state="seed")
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_a_subsample_drawn_first_gives_the_strategys_own_indices(name):
+    # ActiveLearningClassifier draws the subsample itself (copying only those rows)
+    # and hands the strategy the generator it drew from: the same indices as when
+    # the strategy subsamples the whole pool, for every registered strategy.
+    stub, X_pool = full_stub(n=30), ids(30)
+    own = STRATEGIES[name](stub, X_pool, n_instances=3, random_state=11, subsample=12)
+    rng = np.random.default_rng(11)
+    positions = q.draw_subsample(30, 3, 12, rng)
+    assert len(positions) == 12 and np.all(np.diff(positions) > 0)
+    given = STRATEGIES[name](stub, X_pool[positions], n_instances=3, random_state=rng)
+    np.testing.assert_array_equal(positions[given], own)
+    assert q.draw_subsample(30, 3, None, rng) is None and q.draw_subsample(30, 3, 40, rng) is None

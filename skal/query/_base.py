@@ -223,14 +223,14 @@ def subsample_size(n_pool, n_instances, subsample):
     return int(min(size, n_pool))
 
 
-def draw_subsample(n_pool, n_select, subsample, rng):
+def draw_subsample(n_pool, n_instances, subsample, rng):
     """Positions of the pool items one query scores: the one place a subsample is drawn.
 
     Parameters
     ----------
     n_pool : int
         Size of the unlabeled pool.
-    n_select : int
+    n_instances : int
         Items the query selects (for the ``'paper'`` rule).
     subsample : None, int or 'paper'
         See :func:`subsample_size`.
@@ -242,7 +242,7 @@ def draw_subsample(n_pool, n_select, subsample, rng):
     -------
     ndarray of shape (M,), int64, sorted; None when the whole pool is scored.
     """
-    size = subsample_size(n_pool, n_select, subsample)
+    size = subsample_size(n_pool, n_instances, subsample)
     if size >= n_pool:
         return None
     return np.sort(rng.choice(n_pool, size, replace=False)).astype(np.int64)
