@@ -4,7 +4,6 @@ Everything runs the small CNN for one epoch on a slice of the real breastmnist
 (binary) file, so a whole experiment takes about a second.
 """
 
-import os
 import pickle
 
 import numpy as np
@@ -410,26 +409,6 @@ def test_checkpoint_of_another_run_is_refused(breast, tmp_path):
     # Reporting-only settings may change between the runs.
     make_al(checkpoint_dir=tmp_path, n_cycles=2, verbose=1,
             estimator=small_net(verbose=1)).fit(X, y)
-
-
-def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
-    from skal.results import atomic_write
-
-    target = tmp_path / "state.pkl"
-    atomic_write(target, lambda fh: fh.write(b"old"))
-
-    def broken(fh):
-        fh.write(b"half")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError):
-        atomic_write(target, broken)
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["state.pkl"]  # no temp file left
-    # readable by others as open() would make it, not private as mkstemp does
-    umask = os.umask(0)
-    os.umask(umask)
-    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_a_network_without_n_classes_gets_every_class_of_the_oracle(breast):
