@@ -75,9 +75,9 @@ def test_joblib_grid_writes_one_tidy_csv_and_the_report(grid, capsys):
     assert all(0 <= float(r["acc"]) <= 1 and 0 <= float(r["auc"]) <= 1 for r in rows)
     assert not (out / "failures.csv").exists()
 
-    report = (out / "report.md").read_text()
-    assert "python benchmarks/run_all.py --methods random coreset" in report
-    assert "--jobs 2" in report
+    text = (out / "report.md").read_text()
+    assert "python benchmarks/run_all.py --methods random coreset" in text
+    assert "--jobs 2" in text
     assert (out / "curves_breastmnist.png").is_file() and (out / "curves_bloodmnist.png").is_file()
     # Checkpoints stay in the work dir, one folder per cell, laid out as `skal run --out`.
     assert not list(out.rglob("*.pkl"))
