@@ -161,10 +161,11 @@ export GPU_CHECK_METHOD=$METHOD GPU_CHECK_DATASET=$DATASET GPU_CHECK_SEED=$SEED 
     GPU_CHECK_WORK=$WORK_DIR GPU_CHECK_LOG=$LOG_DIR
 STATUS=0
 timeout --signal=INT "$LIMIT" "$PY" - <<'EOF' || STATUS=$?
-# The command line's own code path (skal.cli.run_trial), with a line per cycle.
+# The command line's own code path (skal.runner.run_trial), with a line per cycle.
 import os, shutil, time
-from skal.cli import run_trial
+from skal.callbacks import Callback
 from skal.estimator import resolve_device
+from skal.runner import run_trial
 
 env = os.environ
 number = lambda key: int(env[key]) if env[key] else None
@@ -172,16 +173,17 @@ device = env["GPU_CHECK_DEVICE"]
 print(f"torch device: {resolve_device(device)}")
 start = time.perf_counter()
 
-def report(record):
-    print(f"cycle {record['cycle']:>2}: {record['n_labeled']:>5} labeled  "
-          f"ACC {record['acc']:.4f}  AUC {record['auc']:.4f}  "
-          f"train {record['train_seconds']:7.1f} s  query {record['query_seconds']:5.1f} s  "
-          f"(total {time.perf_counter() - start:6.1f} s)", flush=True)
+class Report(Callback):
+    def on_cycle_end(self, experiment, record):
+        print(f"cycle {record['cycle']:>2}: {record['n_labeled']:>5} labeled  "
+              f"ACC {record['acc']:.4f}  AUC {record['auc']:.4f}  "
+              f"train {record['train_seconds']:7.1f} s  query {record['query_seconds']:5.1f} s  "
+              f"(total {time.perf_counter() - start:6.1f} s)", flush=True)
 
 experiment = run_trial(env["GPU_CHECK_METHOD"], env["GPU_CHECK_DATASET"],
                        int(env["GPU_CHECK_SEED"]), preset="paper", out=env["GPU_CHECK_WORK"],
                        epochs=number("GPU_CHECK_EPOCHS"), cycles=number("GPU_CHECK_CYCLES"),
-                       device=device, on_cycle_end=report)
+                       device=device, callbacks=[Report()])
 curve = experiment.learning_curve_
 train = sum(r["train_seconds"] for r in curve)
 query = sum(r["query_seconds"] for r in curve)

@@ -47,6 +47,7 @@ from scipy import stats
 
 # The grid's curves are scored exactly as skal's GridSearchCV scorer scores them.
 from skal.metrics import budget_curve_area
+from skal.results import FAILURE_COLUMNS, NUMBER_COLUMNS, RESULT_COLUMNS
 
 __all__ = [
     "BASELINE",
@@ -74,9 +75,8 @@ __all__ = [
     "write_report",
 ]
 
-#: Columns the results CSV must have.
-REQUIRED_COLUMNS = ("method", "dataset", "seed", "cycle", "n_labeled", "acc", "auc",
-                    "train_seconds", "query_seconds")
+#: Columns the results CSV must have (skal's one result schema).
+REQUIRED_COLUMNS = RESULT_COLUMNS
 #: One row per value of these; a duplicate is a rerun, and the last one is kept.
 KEY_COLUMNS = ("method", "dataset", "seed", "cycle")
 #: The method every other is compared with.
@@ -101,7 +101,6 @@ FULL_DATA_CEILINGS = {
 
 METRICS = ("acc", "auc")
 _CELL = ["dataset", "method", "seed"]
-_FAILURE_COLUMNS = ("method", "dataset", "seed", "error")
 
 
 # --------------------------------------------------------------------------- loading
@@ -131,6 +130,8 @@ def validate_results(df):
         When a required column is missing (the message names every missing
         one), when there are no rows, or when a key column has empty values.
     """
+    if "seed" not in df.columns and "trial" in df.columns:
+        df = df.rename(columns={"trial": "seed"})  # skal run's files before the `seed` name
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(
@@ -149,7 +150,7 @@ def validate_results(df):
         if values.isna().any():
             raise ValueError(f"column {column!r} has empty or non-numeric values.")
         df[column] = values.astype("int64")
-    for column in ("acc", "auc", "train_seconds", "query_seconds"):
+    for column in NUMBER_COLUMNS:
         df[column] = pd.to_numeric(df[column], errors="coerce").astype("float64")
     n_before = len(df)
     df = df.drop_duplicates(subset=list(KEY_COLUMNS), keep="last")
@@ -213,12 +214,12 @@ def load_failures(failures=None, csv_path=None):
             except pd.errors.EmptyDataError:
                 pass
     if not frames:
-        return pd.DataFrame(columns=list(_FAILURE_COLUMNS), dtype=str)
+        return pd.DataFrame(columns=list(FAILURE_COLUMNS), dtype=str)
     out = pd.concat(frames, ignore_index=True)
-    for column in _FAILURE_COLUMNS:
+    for column in FAILURE_COLUMNS:
         if column not in out.columns:
             out[column] = ""
-    out = out.loc[:, list(_FAILURE_COLUMNS)].fillna("").astype(str)
+    out = out.loc[:, list(FAILURE_COLUMNS)].fillna("").astype(str)
     return out.drop_duplicates(ignore_index=True)
 
 

@@ -1,7 +1,7 @@
 """Run the benchmark grid: every (method, dataset, seed) cell, then the report.
 
 Each cell is one trial of the command line's experiment, run by the same
-function (:func:`skal.cli.run_trial`, through :func:`skal.cli.run_cell`), so
+function (:func:`skal.runner.run_trial`, through :func:`skal.runner.run_cell`), so
 a cell gives exactly the numbers of ``skal run --preset P --method M
 --dataset D --seed S --trials 1`` with the same overrides. Cells run in
 parallel in worker processes, with joblib on this machine (``--jobs``) or on
@@ -48,20 +48,32 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import csv
-import importlib.util
-import io
 import os
 import shlex
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):
+    # Run as a script (python benchmarks/run_all.py): make the repository's
+    # packages, benchmarks among them, importable as they are under pytest.
+    sys.path.insert(0, str(REPO))
+from joblib import Parallel, delayed, effective_n_jobs, parallel_config  # noqa: E402
+
+from benchmarks import report  # noqa: E402
+from skal import registry  # noqa: E402
+from skal.data import (FLAGS_2D, DatasetError, dataset_info, dataset_path,  # noqa: E402
+                       load_medmnist, resolve_root)
+from skal.query import STRATEGIES  # noqa: E402
+from skal.results import (FAILURE_COLUMNS, RESULT_COLUMNS, error_text,  # noqa: E402
+                          format_rows, write_csv)
+from skal.runner import SettingsError, check_settings, run_cell  # noqa: E402
+
 DEFAULT_WORK_DIR = REPO / "runs" / "benchmarks"
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-FAILURE_COLUMNS = ("method", "dataset", "seed", "error")
 
 
 def default_out(preset):
@@ -79,9 +91,6 @@ class UsageError(Exception):
 
 
 def build_parser(prog="run_all.py"):
-    from skal.models import MODELS
-    from skal.protocols import PRESETS
-
     parser = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run every (method, dataset, seed) cell of an active-learning benchmark "
@@ -97,7 +106,7 @@ def build_parser(prog="run_all.py"):
                       help="MedMNIST 2D flags (default: those whose file is in the data root)")
     grid.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
                       help="trial seeds (default: 0 1 2 3 4)")
-    grid.add_argument("--preset", default="fast", choices=list(PRESETS),
+    grid.add_argument("--preset", default="fast", choices=list(registry.PRESETS),
                       help="protocol (default fast; 'paper' is the study's)")
 
     over = parser.add_argument_group("overrides of the preset (as skal run's options)")
@@ -106,7 +115,7 @@ def build_parser(prog="run_all.py"):
     over.add_argument("--budget", type=int, metavar="N",
                       help="items labeled per cycle, for every dataset (default: the study's "
                            "budget of each dataset)")
-    over.add_argument("--model", choices=sorted(MODELS), help="backbone")
+    over.add_argument("--model", choices=list(registry.MODELS), help="backbone")
     over.add_argument("--dropout", type=float, metavar="P", help="dropout before the head")
     over.add_argument("--device", default="auto",
                       help="'auto' (CUDA when available), 'cpu', 'cuda'... (default auto)")
@@ -158,10 +167,6 @@ def select_grid(args):
     root : pathlib.Path
         The data root.
     """
-    from skal.cli import SettingsError, check_settings
-    from skal.data import DatasetError, FLAGS_2D, dataset_info, dataset_path, resolve_root
-    from skal.query import STRATEGIES
-
     if args.methods is None:
         methods = list(STRATEGIES)
     else:
@@ -222,24 +227,10 @@ def command_line(argv, script):
 # ----------------------------------------------------------------------------
 
 
-def _write_csv(path, columns, rows):
-    from skal.experiment import atomic_write
-
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    content = text.getvalue().encode()
-    atomic_write(path, lambda fh: fh.write(content))
-
-
 class GridResults:
     """What the parent collects: each finished cell's rows and each failed cell's error."""
 
     def __init__(self, out, methods, datasets):
-        from skal.cli import CELL_COLUMNS
-
-        self.columns = CELL_COLUMNS
         self.csv_path = Path(out) / "results.csv"
         self.failures_path = Path(out) / "failures.csv"
         self._order = {"method": {m: i for i, m in enumerate(methods)},
@@ -261,32 +252,19 @@ class GridResults:
                 if r["status"] == "failed"]
 
     def rows(self):
-        from skal.cli import csv_number
-
         out = []
         for cell in sorted(self.results, key=self._key):
-            for row in sorted(self.results[cell]["rows"], key=lambda r: r["cycle"]):
-                out.append({k: (csv_number(row[k]) if k in ("acc", "auc", "train_seconds",
-                                                             "query_seconds") else row[k])
-                            for k in self.columns})
-        return out
+            out.extend(sorted(self.results[cell]["rows"], key=lambda r: r["cycle"]))
+        return format_rows(out)
 
     def write(self):
         """Rewrite results.csv and failures.csv atomically (failures.csv only when needed)."""
-        _write_csv(self.csv_path, self.columns, self.rows())
+        write_csv(self.csv_path, RESULT_COLUMNS, self.rows())
         failures = self.failures
         if failures:
-            _write_csv(self.failures_path, FAILURE_COLUMNS, failures)
+            write_csv(self.failures_path, FAILURE_COLUMNS, failures)
         elif self.failures_path.is_file():
             self.failures_path.unlink()
-
-
-def _load_report_module():
-    spec = importlib.util.spec_from_file_location("skal_benchmarks_report",
-                                                  Path(__file__).with_name("report.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_report(grid, out, command):
@@ -297,7 +275,7 @@ def write_report(grid, out, command):
         for path in stale | {out / "report.md"}:
             path.unlink(missing_ok=True)
         return None
-    paths = _load_report_module().write_report(grid.csv_path, out, command=command)
+    paths = report.write_report(grid.csv_path, out, command=command)
     for path in stale - set(paths.values()):
         path.unlink(missing_ok=True)
     return paths["report"]
@@ -314,14 +292,12 @@ def _prepare_datasets(datasets, root, verify):
     A missing file is downloaded here (where the network allows), never by
     several workers at once; the cells then load with ``download=False``.
     """
-    from skal.data import DatasetError, load_medmnist
-
     errors = {}
     for flag in datasets:
         try:
             load_medmnist(flag, "test", root=root, verify=verify)
         except DatasetError as exc:
-            errors[flag] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            errors[flag] = error_text(exc)
     return errors
 
 
@@ -329,10 +305,8 @@ def _slots_per_host(client):
     """Most cells one host of the Dask cluster runs at once: its worker processes.
 
     A worker with several threads still runs one cell at a time
-    (:func:`skal.cli.run_cell` takes turns within a process).
+    (:func:`skal.runner.run_cell` takes turns within a process).
     """
-    from urllib.parse import urlparse
-
     info = client.scheduler_info(n_workers=-1)
     per_host = {}
     for address, worker in info.get("workers", {}).items():
@@ -357,6 +331,7 @@ class _Dask:
         self._environ = None
 
     def __enter__(self):
+        # Imported only here: Dask is an optional dependency (skal[dask]).
         from distributed import Client, LocalCluster
 
         self._environ = dict(os.environ)
@@ -417,7 +392,7 @@ def run_cells(cells, settings, *, jobs=None, threads=None, scheduler=None, dask_
     ----------
     cells : list of (method, dataset, seed)
     settings : dict
-        Keyword arguments of :func:`skal.cli.run_trial` common to all cells.
+        Keyword arguments of :func:`skal.runner.run_trial` common to all cells.
     jobs : int, optional
         joblib processes on this machine (1, the default: in this process).
     threads : int, optional
@@ -427,10 +402,6 @@ def run_cells(cells, settings, *, jobs=None, threads=None, scheduler=None, dask_
     dask_workers : int, optional
         Start a local Dask cluster of this many single-threaded processes.
     """
-    from joblib import Parallel, delayed, effective_n_jobs, parallel_config
-
-    from skal.cli import run_cell
-
     def tasks(concurrent):
         for method, dataset, seed in cells:
             yield delayed(run_cell)(method, dataset, seed, threads=threads,
@@ -520,7 +491,7 @@ def main(argv=None, prog=None):
         print(f"{Path(prog).name}: error: {exc}", file=err)
         return EXIT_USAGE
     except Exception as exc:  # a worker died (killed, out of memory) or the cluster failed
-        message = f"not run: {type(exc).__name__}: {' '.join(str(exc).split())}"
+        message = f"not run: {error_text(exc)}"
         for method, dataset, seed in to_run:
             if (method, dataset, seed) not in grid.results:
                 grid.add({"method": method, "dataset": dataset, "seed": seed,

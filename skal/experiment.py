@@ -26,102 +26,32 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import inspect
 import numbers
-import os
-import pickle
-import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
+from modAL.models import ActiveLearner
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.exceptions import NotFittedError
-from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from skal.callbacks import Checkpoint, KeepModels, PrintCycle
+from skal.exceptions import CheckpointMismatchError, ExperimentConfigError
 from skal.metrics import budget_curve_area, evaluate, infer_task, resolve_task
+from skal.query import (check_generator, check_requirements, draw_subsample, final_step,
+                        get_query_strategy, subsample_size)
 
-__all__ = ["ActiveLearningClassifier", "CheckpointMismatchError", "ExperimentConfigError",
-           "atomic_write"]
-
-#: Name of the checkpoint file inside ``checkpoint_dir``.
-CHECKPOINT_FILE = "checkpoint.pkl"
-_CHECKPOINT_VERSION = 1
-
-# Parameters that change how a run reports, not what it computes: a resumed
-# run may use other values (e.g. a progress bar on, or off).
-_RUNTIME_PARAMS = ("checkpoint_dir", "on_cycle_end", "verbose")
-_ESTIMATOR_RUNTIME_PARAMS = ("verbose", "callbacks")
-
-
-class ExperimentConfigError(ValueError):
-    """Settings or data that an experiment cannot run with, found before any training."""
-
-
-class CheckpointMismatchError(ExperimentConfigError):
-    """``checkpoint_dir`` holds a run made with other data or parameters.
-
-    Attributes
-    ----------
-    path : pathlib.Path
-        The checkpoint file.
-    differing : tuple of str
-        The parameters that differ (``('data',)`` when the data do).
-    """
-
-    def __init__(self, message, path=None, differing=()):
-        super().__init__(message)
-        self.path = path
-        self.differing = tuple(differing)
-
+__all__ = ["ActiveLearningClassifier", "CheckpointMismatchError", "ExperimentConfigError"]
 
 # ----------------------------------------------------------------------------
 # Small helpers
 # ----------------------------------------------------------------------------
 
 
-# The process's umask, read once: os.umask can only be read by setting it.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def atomic_write(path, write):
-    """Write a file so that readers see the old or the new content, never a part.
-
-    Parameters
-    ----------
-    path : path-like
-        Destination; its folder is created if needed.
-    write : callable
-        ``write(fh)`` writes the content to a binary file object.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp makes the file private (0600); give it the mode open() would.
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows for files on one volume
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _is_int(value):
     return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool)
-
-
-def _final_step(estimator):
-    """The network of a Pipeline (its last step), or the estimator itself."""
-    return estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
 
 
 def _cycle_seed(entropy, cycle, stream):
@@ -132,61 +62,6 @@ def _cycle_seed(entropy, cycle, stream):
 # Streams of _cycle_seed, so that the initial set, the queries and the
 # estimator's seed never share random numbers.
 _INITIAL, _QUERY, _ESTIMATOR = 0, 1, 2
-
-
-def _hash_arrays(*arrays):
-    """A hex digest of the arrays' shapes, dtypes and bytes (None counts as empty)."""
-    digest = hashlib.sha1(usedforsecurity=False)
-    for array in arrays:
-        if array is None:
-            digest.update(b"None;")
-            continue
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.shape}{array.dtype.str};".encode())
-        digest.update(memoryview(array).cast("B"))
-    return digest.hexdigest()
-
-
-def _describe(value):
-    """A stable, comparable description of a parameter value (no memory addresses)."""
-    if not isinstance(value, type) and hasattr(value, "get_params"):
-        params = _result_params(value.get_params(deep=False))
-        return (_qualname(type(value)),
-                tuple(sorted((k, _describe(v)) for k, v in params.items())))
-    if isinstance(value, type) or inspect.isroutine(value):
-        return _qualname(value)
-    if isinstance(value, (list, tuple)):
-        return tuple(_describe(v) for v in value)
-    if isinstance(value, (set, frozenset)):  # sorted: set order changes between processes
-        return tuple(sorted(map(repr, map(_describe, value))))
-    if isinstance(value, dict):
-        return tuple(sorted((str(k), _describe(v)) for k, v in value.items()))
-    if isinstance(value, np.ndarray):
-        return ("ndarray", _hash_arrays(value))
-    if value is None or isinstance(value, (bool, numbers.Number, str, bytes)):
-        return repr(value)
-    text = repr(value)
-    return _qualname(type(value)) if " at 0x" in text else text
-
-
-def _result_params(params):
-    """Drop the parameters that only change reporting (verbosity, progress callbacks)."""
-    params = {k: v for k, v in params.items()
-              if k != "verbose" and "callbacks__" not in k and not k.startswith("_")}
-    if params.get("callbacks") is not None:
-        params["callbacks"] = [cb for cb in params["callbacks"] if _affects_results(cb)]
-    return params
-
-
-def _qualname(obj):
-    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
-
-
-def _affects_results(callback):
-    """Callbacks may opt out of the checkpoint fingerprint (progress bars, loggers)."""
-    if isinstance(callback, tuple) and len(callback) == 2:
-        callback = callback[1]
-    return getattr(callback, "affects_results", True)
 
 
 # ----------------------------------------------------------------------------
@@ -214,8 +89,12 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
     query_strategy : str or callable, default='random'
         A name registered in :data:`skal.query.STRATEGIES`, or a modAL-style
         callable ``strategy(learner, X_pool, n_instances=1, **kw) -> indices``.
-        A callable gets ``random_state`` and ``subsample`` only when its
-        signature names them; otherwise the subsample is drawn here.
+        The subsample (see ``subsample``) is drawn here, before any row is
+        copied, and the strategy gets only those rows; a strategy whose
+        signature names ``random_state`` gets the query's
+        ``numpy.random.Generator``, from which that subsample was drawn (so
+        a registered strategy picks exactly the items it would pick drawing
+        the subsample itself).
     n_initial : int or None, default=None
         Size of the random initial labeled set; None means ``query_size`` (the
         study's rule). The set depends only on ``random_state`` and the number
@@ -259,22 +138,24 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         curve on new data, e.g. a cross-validation test fold. Costs one
         model's weights per cycle (45 MB for ResNet-18).
     checkpoint_dir : str, path-like or None, default=None
-        When set, the state after every cycle (the fitted estimator pickled,
-        the labeled indices, the learning curve, the cycle number) is written
-        atomically to ``checkpoint_dir/checkpoint.pkl``. A later ``fit`` with
-        the same data and parameters resumes after the last completed cycle
-        (a finished run is loaded, not recomputed); other data or parameters
-        raise :class:`CheckpointMismatchError`. Parameters that only change
-        reporting (``on_cycle_end``, ``verbose``, the estimator's
-        ``verbose`` and its callbacks marked ``affects_results = False``) may
-        differ.
-    on_cycle_end : callable, list of callables or None, default=None
-        Called as ``hook(record)`` after every cycle computed by this ``fit``
-        (after its checkpoint is written), with that cycle's
-        ``learning_curve_`` record. Cycles loaded from a checkpoint are not
-        reported again.
+        When set, a :class:`skal.callbacks.Checkpoint` writes the state after
+        every cycle (the fitted estimator pickled, the labeled indices, the
+        learning curve, the cycle number) atomically to
+        ``checkpoint_dir/checkpoint.pkl``. A later ``fit`` with the same data
+        and parameters resumes after the last completed cycle (a finished run
+        is loaded, not recomputed); other data or parameters raise
+        :class:`CheckpointMismatchError`. Parameters that only change
+        reporting (``callbacks``, ``verbose``, the estimator's ``verbose`` and
+        its callbacks marked ``affects_results = False``) may differ.
+    callbacks : list of skal.callbacks.Callback or None, default=None
+        Per-cycle side effects (result files, progress bars...), run in order
+        after the ones this estimator's parameters ask for (``keep_models``,
+        ``checkpoint_dir``, ``verbose``). ``on_cycle_end`` is called after
+        every cycle computed by this ``fit`` (after its checkpoint is
+        written); cycles loaded from a checkpoint are not reported again.
+        See :mod:`skal.callbacks`.
     verbose : int, default=0
-        1 prints one line per cycle.
+        1 prints one line per cycle (:class:`skal.callbacks.PrintCycle`).
 
     Attributes
     ----------
@@ -301,6 +182,9 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         The medmnist task the evaluation used.
     cycle_models_ : list
         With ``keep_models``: one snapshot per cycle (see :meth:`staged_predict_proba`).
+    entropy_ : int
+        The run's seed material: ``random_state`` itself, or the entropy
+        drawn for it (kept in the checkpoint, so a resumed run replays it).
 
     Examples
     --------
@@ -318,7 +202,7 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
     def __init__(self, estimator, query_strategy="random", *, n_initial=None, query_size=100,
                  n_cycles=10, subsample=None, warm_start=True, random_state=None,
                  query_params=None, final_cycle_params=None, task=None, keep_models=False,
-                 checkpoint_dir=None, on_cycle_end=None, verbose=0):
+                 checkpoint_dir=None, callbacks=None, verbose=0):
         self.estimator = estimator
         self.query_strategy = query_strategy
         self.n_initial = n_initial
@@ -332,14 +216,12 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         self.task = task
         self.keep_models = keep_models
         self.checkpoint_dir = checkpoint_dir
-        self.on_cycle_end = on_cycle_end
+        self.callbacks = callbacks
         self.verbose = verbose
 
     # -- validation ------------------------------------------------------------
     def _check_params(self, n_samples, y):
         """Validate everything before any training; return (strategy, n_initial)."""
-        from skal.query import get_query_strategy, strategy_requirements, subsample_size
-
         if self.estimator is None:
             raise ExperimentConfigError(
                 "estimator is required: pass a classifier such as ImageClassifier(...).")
@@ -379,43 +261,10 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
                     f"{type(self.estimator).__name__} does not have.")
         try:
             strategy = get_query_strategy(self.query_strategy)
-            requirements = strategy_requirements(self.query_strategy)
-        except ValueError as exc:  # unknown name: the message lists the valid ones
+            check_requirements(self.query_strategy, self.estimator, y)
+        except ValueError as exc:  # unknown name or unmet need: the message says which
             raise ExperimentConfigError(str(exc)) from None
-        self._check_requirements(requirements, y)
         return strategy, int(n_initial)
-
-    def _check_requirements(self, requirements, y):
-        """Refuse a strategy the estimator cannot serve, naming what is missing."""
-        from skal.query import missing_requirements
-
-        name = self.query_strategy if isinstance(self.query_strategy, str) else getattr(
-            self.query_strategy, "__name__", "the query strategy")
-        net = _final_step(self.estimator)
-        kind = type(net).__name__
-        # What the network lacks is decided in one place, skal.query; the
-        # experiment only adds the oracle's side (multi-label y) and advice.
-        missing = set(missing_requirements(self.query_strategy, self.estimator))
-        if "loss_head" in missing:
-            raise ExperimentConfigError(
-                f"{name} needs a loss-prediction head (predict_loss), which {kind} lacks; "
-                f"use skal.estimator.LossPredictionClassifier.")
-        if "embedding" in missing:
-            raise ExperimentConfigError(
-                f"{name} needs penultimate-layer embeddings (embed), which {kind} lacks; "
-                f"use skal.estimator.ImageClassifier.")
-        if "dropout" in missing:
-            raise ExperimentConfigError(
-                f"{name} needs MC-dropout probabilities, but {kind} has "
-                f"dropout={getattr(net, 'dropout', None)!r}; build the estimator with "
-                f"dropout > 0 (e.g. 0.3).")
-        if "single_label" in missing:
-            raise ExperimentConfigError(
-                f"{name} needs single-label output, but {kind} is multi-label.")
-        if "single_label" in requirements and y.ndim == 2 and y.shape[1] > 1:
-            raise ExperimentConfigError(
-                f"{name} needs single-label targets (one class per item); y is multi-label "
-                f"with {y.shape[1]} labels.")
 
     def _entropy(self):
         """An int seed for the run: random_state itself, one draw, or fresh entropy."""
@@ -432,71 +281,11 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             f"random_state must be None, a non-negative int or a RandomState, "
             f"got {self.random_state!r}.")
 
-    def _fingerprint(self, arrays_digest):
-        """What a checkpoint must match: the data and every result-changing parameter."""
-        own = {k: v for k, v in self.get_params(deep=False).items()
-               if k not in _RUNTIME_PARAMS}
-        if not _is_int(own["random_state"]):
-            own["random_state"] = None  # the drawn entropy lives in the checkpoint
-        params = {}
-        for key, value in own.items():
-            if key == "estimator" and hasattr(value, "get_params"):
-                # One level flattened, so a mismatch can name e.g. estimator__lr.
-                params[key] = _qualname(type(value))
-                for sub, sub_value in _result_params(value.get_params(deep=False)).items():
-                    params[f"{key}__{sub}"] = _describe(sub_value)
-            else:
-                params[key] = _describe(value)
-        return {"data": arrays_digest, "params": params}
-
-    # -- checkpoints -----------------------------------------------------------
-    def _checkpoint_path(self):
-        return Path(os.fspath(self.checkpoint_dir)) / CHECKPOINT_FILE
-
-    def _load_checkpoint(self, fingerprint):
-        path = self._checkpoint_path()
-        if not path.is_file():
-            return None
-        with open(path, "rb") as fh:
-            state = pickle.load(fh)
-        if state.get("version") != _CHECKPOINT_VERSION:
-            raise CheckpointMismatchError(
-                f"{path} was written by another version of skal; delete it to start over.",
-                path, ("version",))
-        old = state["fingerprint"]
-        if old["data"] != fingerprint["data"]:
-            raise CheckpointMismatchError(
-                f"{path} holds a run on other data (X, y, X_eval or y_eval differ); use "
-                f"another checkpoint_dir or delete it to start over.", path, ("data",))
-        if old["params"] != fingerprint["params"]:
-            keys = sorted(k for k in set(old["params"]) | set(fingerprint["params"])
-                          if old["params"].get(k) != fingerprint["params"].get(k))
-            raise CheckpointMismatchError(
-                f"{path} holds a run with other parameters ({', '.join(keys)} differ); use "
-                f"another checkpoint_dir or delete it to start over.", path, keys)
-        return state
-
-    def _save_checkpoint(self, fingerprint, entropy, estimator, labeled, pending, curve,
-                         snapshots):
-        state = {
-            "version": _CHECKPOINT_VERSION,
-            "fingerprint": fingerprint,
-            "entropy": entropy,
-            "cycle": len(curve),
-            "estimator": estimator,
-            "labeled_indices": labeled,
-            "pending": pending,
-            "learning_curve": curve,
-            "cycle_models": snapshots,
-        }
-        atomic_write(self._checkpoint_path(),
-                     lambda fh: pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL))
-
     # -- estimator set-up ------------------------------------------------------
     def _prepare_estimator(self, entropy, y):
         estimator = clone(self.estimator)
         params = estimator.get_params()
-        net = _final_step(estimator)
+        net = final_step(estimator)
         prefix = f"{estimator.steps[-1][0]}__" if net is not estimator else ""
         updates = {}
         if f"{prefix}warm_start" in params:
@@ -508,19 +297,6 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             # network sized from it could not learn a class queried later.
             updates[f"{prefix}n_classes"] = int(y.shape[1] if y.ndim == 2 else y.max() + 1)
         return estimator.set_params(**updates)
-
-    def _adopt_runtime_params(self, loaded):
-        """Give a model loaded from a checkpoint this run's reporting settings."""
-        net, template = _final_step(loaded), _final_step(self.estimator)
-        if not hasattr(template, "get_params"):
-            return loaded
-        current = template.get_params(deep=False)
-        for key in _ESTIMATOR_RUNTIME_PARAMS:
-            if key in current:
-                setattr(net, key, copy.deepcopy(current[key]))
-        if getattr(net, "initialized_", False) and hasattr(net, "initialize_callbacks"):
-            net.initialize_callbacks()  # skorch keeps built callbacks in callbacks_
-        return loaded
 
     # -- the loop --------------------------------------------------------------
     def fit(self, X, y, X_eval=None, y_eval=None):
@@ -559,27 +335,28 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         strategy, n_initial = self._check_params(len(X), y)
         try:
             self.task_ = (resolve_task(self.task) if self.task is not None else
-                          infer_task(y, getattr(_final_step(self.estimator), "n_classes", None)))
+                          infer_task(y, getattr(final_step(self.estimator), "n_classes", None)))
         except ValueError as exc:
             raise ExperimentConfigError(str(exc)) from None
 
-        fingerprint = state = None
-        if self.checkpoint_dir is not None:
-            fingerprint = self._fingerprint(_hash_arrays(X, y, X_eval, y_eval))
-            state = self._load_checkpoint(fingerprint)
-        entropy = state["entropy"] if state else self._entropy()
-
-        from modAL.models import ActiveLearner
+        callbacks = self._initialize_callbacks()
+        state = None
+        for callback in callbacks:  # a Checkpoint returns the run it restores
+            restored = callback.on_fit_begin(self, X=X, y=y, X_eval=X_eval, y_eval=y_eval)
+            if restored is not None:
+                state = restored
+        self.entropy_ = state["entropy"] if state else self._entropy()
 
         if state:
-            estimator = self._adopt_runtime_params(state["estimator"])
+            estimator = state["estimator"]
             labeled = np.asarray(state["labeled_indices"], dtype=np.int64)
             pending = np.asarray(state["pending"], dtype=np.int64)
             curve = list(state["learning_curve"])
             snapshots = list(state["cycle_models"])
         else:
-            estimator = self._prepare_estimator(entropy, y)
-            order = np.random.default_rng(_cycle_seed(entropy, 0, _INITIAL)).permutation(len(X))
+            estimator = self._prepare_estimator(self.entropy_, y)
+            order = np.random.default_rng(
+                _cycle_seed(self.entropy_, 0, _INITIAL)).permutation(len(X))
             labeled = order[:n_initial].astype(np.int64)  # random order, not sorted
             pending = np.empty(0, dtype=np.int64)
             curve, snapshots = [], []
@@ -594,11 +371,6 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         self.cycle_models_ = snapshots
         self.labeled_indices_ = labeled
 
-        hooks = self.on_cycle_end
-        if hooks is None:
-            hooks = []
-        elif not isinstance(hooks, (list, tuple)):
-            hooks = [hooks]
         for cycle in range(len(curve), int(self.n_cycles)):
             last = cycle == int(self.n_cycles) - 1
             if last and self.final_cycle_params:
@@ -620,22 +392,42 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             pending = np.empty(0, dtype=np.int64)
             start = time.perf_counter()
             if not last:
-                pending = self._query(strategy, X, labeled, cycle, entropy)
+                pending = self._query(strategy, X, labeled, cycle, self.entropy_)
             record["query_seconds"] = time.perf_counter() - start if not last else 0.0
             record["queried"] = pending.tolist()
 
             curve.append(record)
             self.labeled_indices_ = labeled
-            if self.keep_models:
-                snapshots.append(_snapshot(estimator))
-            if self.checkpoint_dir is not None:
-                self._save_checkpoint(fingerprint, entropy, estimator, labeled, pending,
-                                      curve, snapshots)
-            if self.verbose:
-                print(_format_record(record), flush=True)
-            for hook in hooks:
-                hook(dict(record))
+            for callback in callbacks:
+                callback.on_cycle_end(self, dict(record))
+        for callback in callbacks:
+            callback.on_fit_end(self)
         return self
+
+    def _initialize_callbacks(self):
+        """The default callbacks this run's parameters ask for, then ``callbacks``, in order.
+
+        Model snapshots come before the checkpoint, which saves them.
+        """
+        defaults = []
+        if self.keep_models:
+            defaults.append(KeepModels())
+        if self.checkpoint_dir is not None:
+            defaults.append(Checkpoint(self.checkpoint_dir))
+        if self.verbose:
+            defaults.append(PrintCycle())
+        extra = self.callbacks if self.callbacks is not None else []
+        if not isinstance(extra, (list, tuple)):
+            raise ExperimentConfigError(
+                f"callbacks must be a list of skal.callbacks.Callback objects or None, "
+                f"got {type(extra).__name__}.")
+        for callback in extra:
+            if not all(callable(getattr(callback, hook, None))
+                       for hook in ("on_fit_begin", "on_cycle_end", "on_fit_end")):
+                raise ExperimentConfigError(
+                    f"callbacks must hold skal.callbacks.Callback objects; {callback!r} lacks "
+                    f"on_fit_begin, on_cycle_end or on_fit_end (subclass Callback).")
+        return defaults + list(extra)
 
     @staticmethod
     def _check_data(X, y, x_name, y_name):
@@ -650,35 +442,35 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         return X, y
 
     def _query(self, strategy, X, labeled, cycle, entropy):
-        """Indices into X of the next ``query_size`` items, from the unlabeled rest."""
-        from skal.query import subsample_size
+        """Indices into X of the next ``query_size`` items, from the unlabeled rest.
 
+        The subsample is drawn here, first, so only the rows scored are
+        copied out of ``X``. It comes from the query's generator, which the
+        strategy then goes on drawing from: the indices are those the
+        strategy gives when it draws the subsample itself.
+        """
         mask = np.ones(len(X), dtype=bool)
         mask[labeled] = False
-        pool = np.flatnonzero(mask)
-        seed = _cycle_seed(entropy, cycle, _QUERY)
+        unlabeled = np.flatnonzero(mask)  # indices into X of the pool
         kwargs = dict(self.query_params or {})
         accepted = _named_parameters(strategy)
         # The strategy's own options (query_params) win over the experiment's.
+        subsample = kwargs.pop("subsample", self.subsample)
+        rng = check_generator(kwargs.get("random_state", _cycle_seed(entropy, cycle, _QUERY)))
         if "random_state" in accepted:
-            kwargs.setdefault("random_state", seed)
-        if "subsample" in accepted:
-            kwargs.setdefault("subsample", self.subsample)
-        elif self.subsample is not None:
-            # A plain modAL strategy scores what it is given: subsample here.
-            size = subsample_size(len(pool), int(self.query_size), self.subsample)
-            rng = np.random.default_rng(seed)
-            pool = np.sort(rng.choice(pool, size, replace=False))
+            kwargs["random_state"] = rng
+        positions = draw_subsample(len(unlabeled), int(self.query_size), subsample, rng)
+        scored = unlabeled if positions is None else unlabeled[positions]  # indices into X
         with _quiet_modal():
-            chosen, _ = self.learner_.query(X[pool], n_instances=int(self.query_size), **kwargs)
+            chosen, _ = self.learner_.query(X[scored], n_instances=int(self.query_size), **kwargs)
         chosen = np.asarray(chosen).reshape(-1)
         if (len(chosen) != int(self.query_size) or not np.issubdtype(chosen.dtype, np.integer)
                 or len(np.unique(chosen)) != len(chosen) or chosen.min() < 0
-                or chosen.max() >= len(pool)):
+                or chosen.max() >= len(scored)):
             raise RuntimeError(
                 f"The query strategy returned {chosen!r}; it must return {self.query_size} "
-                f"distinct integer indices into the pool of {len(pool)} items.")
-        return pool[chosen].astype(np.int64)
+                f"distinct integer indices into the pool of {len(scored)} items.")
+        return scored[chosen].astype(np.int64)
 
     # -- the fitted model ------------------------------------------------------
     def _check_fitted(self):
@@ -763,7 +555,7 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             if isinstance(snapshot, dict):  # a torch state_dict: load it into one copy
                 if replay is None:
                     replay = copy.deepcopy(self.estimator_)
-                _final_step(replay).module_.load_state_dict(snapshot)
+                final_step(replay).module_.load_state_dict(snapshot)
                 yield replay.predict_proba(X)
             else:
                 yield snapshot.predict_proba(X)
@@ -791,26 +583,11 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
                                  [r[metric] for r in self.learning_curve_])
 
 
-def _snapshot(estimator):
-    """A copy of the model that lasts: a skorch network's weights on the CPU, else a deep copy."""
-    module = getattr(_final_step(estimator), "module_", None)
-    if module is not None and hasattr(module, "state_dict"):
-        return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-    return copy.deepcopy(estimator)
-
-
 def _named_parameters(func):
     try:
         return set(inspect.signature(func).parameters)
     except (TypeError, ValueError):
         return set()
-
-
-def _format_record(record):
-    text = f"cycle {record['cycle']}: {record['n_labeled']} labeled"
-    if "acc" in record:
-        text += f", acc {record['acc']:.4f}, auc {record['auc']:.4f}"
-    return text + f" (train {record['train_seconds']:.1f}s, query {record['query_seconds']:.1f}s)"
 
 
 @contextlib.contextmanager

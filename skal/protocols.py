@@ -1,6 +1,6 @@
 """Named experiment presets, and the one function that turns a preset into an experiment.
 
-``paper`` is the MedMNIST study's protocol exactly (see ``DESIGN.md``);
+``paper`` is the MedMNIST study's protocol exactly;
 ``fast`` keeps its shape (budgets, cycles, warm start, pool rule, evaluation)
 but trains a small CNN for a few epochs, so a whole run fits on two CPU cores.
 :func:`build_experiment` builds, for a preset, a method, a dataset and a
@@ -33,6 +33,8 @@ from torch.optim.lr_scheduler import MultiStepLR
 from skal.data import dataset_info
 from skal.estimator import ImageClassifier, LossPredictionClassifier
 from skal.experiment import ActiveLearningClassifier
+from skal.query import strategy_requirements
+from skal.registry import lookup
 
 __all__ = [
     "PAPER_BUDGETS",
@@ -264,17 +266,7 @@ def get_preset(name):
     """
     if isinstance(name, Preset):
         return name
-    try:
-        return PRESETS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"Unknown preset {name!r}; valid presets are: {', '.join(PRESETS)}.") from None
-
-
-def _requirements(method):
-    from skal.query import strategy_requirements
-
-    return strategy_requirements(method)
+    return lookup(PRESETS, name, "preset")
 
 
 def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, model=None,
@@ -309,7 +301,7 @@ def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, mod
     info = dataset_info(info) if isinstance(info, str) else info
     epochs = preset.epochs if epochs is None else int(epochs)
     budget = preset.budget(info) if budget is None else int(budget)
-    needs = _requirements(method)
+    needs = strategy_requirements(method)
     if dropout is None:
         dropout = preset.mc_dropout if "dropout" in needs else 0.0
     milestones = sorted({preset.scaled(m, epochs) for m in preset.lr_milestones})
@@ -341,7 +333,7 @@ def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, mod
 
 def build_experiment(preset, method, info, seed, *, epochs=None, budget=None, cycles=None,
                      model=None, device="auto", dropout=None, callbacks=(), query_params=None,
-                     checkpoint_dir=None, on_cycle_end=None, keep_models=False):
+                     checkpoint_dir=None, experiment_callbacks=None, keep_models=False):
     """The :class:`~skal.experiment.ActiveLearningClassifier` of one trial.
 
     Parameters
@@ -363,8 +355,11 @@ def build_experiment(preset, method, info, seed, *, epochs=None, budget=None, cy
         Extra estimator callbacks (e.g. an epoch progress bar).
     query_params : dict, optional
         The strategy's own options.
-    checkpoint_dir, on_cycle_end, keep_models
+    checkpoint_dir, keep_models
         Passed to the experiment.
+    experiment_callbacks : list of skal.callbacks.Callback, optional
+        The experiment's ``callbacks`` (per-cycle side effects: result files,
+        progress), given at construction.
 
     Returns
     -------
@@ -393,6 +388,6 @@ def build_experiment(preset, method, info, seed, *, epochs=None, budget=None, cy
         task=info.task,
         keep_models=keep_models,
         checkpoint_dir=checkpoint_dir,
-        on_cycle_end=on_cycle_end,
+        callbacks=experiment_callbacks,
     )
 

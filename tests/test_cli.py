@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from skal.cli import CSV_COLUMNS, main, run_main
+from skal.cli import main, run_main
+from skal.results import RESULT_COLUMNS
 from skal.estimator import ImageClassifier
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ def read_rows(path):
 
 def numbers(rows):
     """What must replay exactly: everything but the timings."""
-    return [{k: r[k] for k in CSV_COLUMNS if not k.endswith("seconds")} for r in rows]
+    return [{k: r[k] for k in RESULT_COLUMNS if not k.endswith("seconds")} for r in rows]
 
 
 def run_dir(out, dataset="breastmnist", method="random", preset="fast"):
@@ -41,8 +42,8 @@ def test_run_writes_tidy_csv_and_labeled_indices(real_root, tmp_path, capsys):
     assert captured.out == "" and captured.err == ""  # --quiet is silent
     folder = run_dir(tmp_path)
     rows = read_rows(folder / "results.csv")
-    assert list(rows[0]) == list(CSV_COLUMNS)
-    assert [(r["method"], r["dataset"], r["trial"], r["cycle"], r["n_labeled"]) for r in rows] == [
+    assert list(rows[0]) == list(RESULT_COLUMNS)
+    assert [(r["method"], r["dataset"], r["seed"], r["cycle"], r["n_labeled"]) for r in rows] == [
         ("random", "breastmnist", "0", str(c), str(10 * c)) for c in (1, 2, 3)]
     assert all(0 <= float(r["acc"]) <= 1 and 0 <= float(r["auc"]) <= 1 for r in rows)
     assert float(rows[-1]["query_seconds"]) == 0.0
@@ -62,7 +63,7 @@ def test_skal_run_with_progress_then_a_finished_run_is_not_recomputed(
         assert bar in captured.err
     assert "results:" in captured.out and "± " in captured.out
     first = read_rows(run_dir(tmp_path) / "results.csv")
-    assert [r["trial"] for r in first] == ["0"] * 3 + ["1"] * 3
+    assert [r["seed"] for r in first] == ["0"] * 3 + ["1"] * 3
 
     def no_training(self, *a, **k):
         raise AssertionError("a finished run must not train again")
@@ -207,18 +208,18 @@ def test_help_says_the_default_preset(capsys):
 def test_the_preset_eval_split_is_the_one_scored(real_root, tmp_path, monkeypatch):
     import dataclasses
 
-    import skal.data
-    from skal.cli import run_trial
+    import skal.runner
     from skal.protocols import get_preset
+    from skal.runner import run_trial
 
     requested = []
-    load = skal.data.load_medmnist
+    load = skal.runner.load_medmnist
 
     def recording_load(flag, split, **kwargs):
         requested.append(split)
         return load(flag, split, **kwargs)
 
-    monkeypatch.setattr(skal.data, "load_medmnist", recording_load)
+    monkeypatch.setattr(skal.runner, "load_medmnist", recording_load)
     preset = dataclasses.replace(get_preset("fast"), eval_split="val")
     experiment = run_trial("random", "breastmnist", 0, preset=preset, out=tmp_path, epochs=1,
                            cycles=1, budget=10, model="small_cnn", device="cpu", root=real_root)
@@ -227,3 +228,59 @@ def test_the_preset_eval_split_is_the_one_scored(real_root, tmp_path, monkeypatc
     from skal.metrics import evaluate
     expected = evaluate(y_val, experiment.predict_proba(X_val), "breastmnist")
     assert experiment.learning_curve_[-1]["acc"] == expected.ACC
+
+
+def test_the_command_lines_names_are_the_registries():
+    from skal import registry
+    from skal.data import FLAGS_2D
+    from skal.models import MODELS
+    from skal.protocols import PRESETS
+    from skal.query import STRATEGIES
+
+    assert registry.METHODS == tuple(STRATEGIES)
+    assert registry.DATASETS == tuple(FLAGS_2D)
+    assert registry.PRESETS == tuple(PRESETS)
+    assert registry.MODELS == tuple(sorted(MODELS))
+
+
+HEAVY = ("torch", "skorch", "modAL", "medmnist", "sklearn")
+
+
+@pytest.mark.parametrize("code", [
+    "from skal.cli import main; main(['--help'])",
+    "from skal.cli import main; main(['run', '--help'])",
+    "from skal.cli import run_main; run_main(['--help'])",
+    "import skal",
+])
+def test_help_and_import_skal_load_nothing_heavy(code):
+    # `skal --help` answers in about a second because nothing heavy is imported first.
+    probe = (f"import sys\ntry:\n    {code}\nexcept SystemExit:\n    pass\n"
+             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_top_level_names_are_lazy_and_real():
+    import skal
+    from skal import (STRATEGIES, ActiveLearningClassifier, ImageClassifier,
+                      LossPredictionClassifier, load_medmnist)
+    from skal.data import load_medmnist as data_load
+    from skal.estimator import ImageClassifier as Image, LossPredictionClassifier as Loss
+    from skal.experiment import ActiveLearningClassifier as AL
+    from skal.query import STRATEGIES as registered
+
+    assert (ActiveLearningClassifier, ImageClassifier, LossPredictionClassifier) == (AL, Image, Loss)
+    assert STRATEGIES is registered and load_medmnist is data_load
+    assert set(skal.__all__) >= {"ActiveLearningClassifier", "STRATEGIES", "load_medmnist"}
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        skal.nothing  # noqa: B018
+
+
+def test_old_checkpoints_find_the_progress_bar_under_its_old_name():
+    # Checkpoints pickled before skal.runner existed name skal.cli.EpochProgressBar.
+    import skal.cli
+    from skal.runner import EpochProgressBar
+
+    assert skal.cli.EpochProgressBar is EpochProgressBar

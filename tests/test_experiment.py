@@ -4,7 +4,6 @@ Everything runs the small CNN for one epoch on a slice of the real breastmnist
 (binary) file, so a whole experiment takes about a second.
 """
 
-import os
 import pickle
 
 import numpy as np
@@ -16,6 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.linear_model import LogisticRegression
 
+from skal.callbacks import Callback
 from skal.data import load_medmnist
 from skal.estimator import ImageClassifier, LossPredictionClassifier
 from skal.experiment import (ActiveLearningClassifier, CheckpointMismatchError,
@@ -100,14 +100,17 @@ def test_query_seed_depends_on_the_cycle_only(breast):
     seen = []
 
     def spy(learner, X_pool, n_instances=1, *, random_state=None, subsample=None):
-        seen.append((random_state, subsample, len(X_pool)))
-        return np.random.default_rng(random_state).choice(len(X_pool), n_instances, replace=False)
+        assert isinstance(random_state, np.random.Generator)
+        seen.append((int(random_state.integers(2**62)), subsample, len(X_pool)))
+        return random_state.choice(len(X_pool), n_instances, replace=False)
 
     make_al(query_strategy=spy, n_cycles=4, subsample="paper").fit(X, y)
     seeds = [s for s, _, _ in seen]
-    assert len(set(seeds)) == 3 and all(isinstance(s, int) for s in seeds)
-    assert [p for _, p, _ in seen] == ["paper"] * 3  # passed through, not applied here
-    assert [n for _, _, n in seen] == [190, 180, 170]
+    assert len(set(seeds)) == 3
+    # The subsample is drawn once, by the experiment, before the rows are copied:
+    # min(20000, max(pool // 2, 10 * query_size)) = 100 rows of 190, 180, 170.
+    assert [p for _, p, _ in seen] == [None] * 3
+    assert [n for _, _, n in seen] == [100, 100, 100]
     seen.clear()
     make_al(query_strategy=spy, n_cycles=4, subsample="paper").fit(X, y)
     assert [s for s, _, _ in seen] == seeds
@@ -118,12 +121,13 @@ def test_query_params_override_the_experiments_subsample_and_seed(breast):
     seen = []
 
     def spy(learner, X_pool, n_instances=1, *, random_state=None, subsample=None):
-        seen.append((random_state, subsample))
+        seen.append((random_state.bit_generator.state, subsample, len(X_pool)))
         return np.arange(n_instances)
 
     make_al(query_strategy=spy, n_cycles=2, subsample="paper",
             query_params={"subsample": None, "random_state": 7}).fit(X, y)
-    assert seen == [(7, None)]
+    # The whole pool, and the generator of seed 7 untouched (no subsample drawn).
+    assert seen == [(np.random.default_rng(7).bit_generator.state, None, 190)]
 
 
 def test_plain_modal_strategy_gets_the_subsample_drawn_here(breast):
@@ -325,12 +329,31 @@ class Interrupt(Exception):
     pass
 
 
-def interrupt_after(cycle):
-    def hook(record):
-        if record["cycle"] == cycle:
+class InterruptAfter(Callback):
+    """Stop the fit (as a kill would) once ``cycle`` is done and checkpointed."""
+
+    def __init__(self, cycle):
+        self.cycle = cycle
+
+    def on_cycle_end(self, experiment, record):
+        if record["cycle"] == self.cycle:
             raise Interrupt
 
-    return hook
+
+class Record(Callback):
+    """Keep each reported cycle's record, and whether fit began and ended."""
+
+    def __init__(self):
+        self.records, self.events = [], []
+
+    def on_fit_begin(self, experiment, **data):
+        self.events.append("begin")
+
+    def on_cycle_end(self, experiment, record):
+        self.records.append(record)
+
+    def on_fit_end(self, experiment):
+        self.events.append("end")
 
 
 def test_resume_gives_the_uninterrupted_numbers(breast, tmp_path):
@@ -344,15 +367,17 @@ def test_resume_gives_the_uninterrupted_numbers(breast, tmp_path):
 
     for params, ref in ((dict(n_cycles=4), reference), (scal_like, lp_reference)):
         folder = tmp_path / str(id(ref))
-        al = make_al(checkpoint_dir=folder, on_cycle_end=interrupt_after(2), **params)
+        al = make_al(checkpoint_dir=folder, callbacks=[InterruptAfter(2)], **params)
         with pytest.raises(Interrupt):
             al.fit(X, y, X_eval=X_test, y_eval=y_test)
         assert (folder / "checkpoint.pkl").is_file()
-        reported = []
-        resumed = make_al(checkpoint_dir=folder, on_cycle_end=reported.append, **params)
+        reported = Record()
+        resumed = make_al(checkpoint_dir=folder, callbacks=[reported], **params)
         resumed.fit(X, y, X_eval=X_test, y_eval=y_test)
         assert resumed.n_resumed_cycles_ == 2
-        assert [r["cycle"] for r in reported] == [3, 4]  # loaded cycles are not re-reported
+        # loaded cycles are not re-reported
+        assert [r["cycle"] for r in reported.records] == [3, 4]
+        assert reported.events == ["begin", "end"]
         assert curve_numbers(resumed) == curve_numbers(ref)
         np.testing.assert_array_equal(resumed.labeled_indices_, ref.labeled_indices_)
         np.testing.assert_array_equal(resumed.predict_proba(X_test), ref.predict_proba(X_test))
@@ -386,26 +411,6 @@ def test_checkpoint_of_another_run_is_refused(breast, tmp_path):
             estimator=small_net(verbose=1)).fit(X, y)
 
 
-def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
-    from skal import experiment
-
-    target = tmp_path / "state.pkl"
-    experiment.atomic_write(target, lambda fh: fh.write(b"old"))
-
-    def broken(fh):
-        fh.write(b"half")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError):
-        experiment.atomic_write(target, broken)
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["state.pkl"]  # no temp file left
-    # readable by others as open() would make it, not private as mkstemp does
-    umask = os.umask(0)
-    os.umask(umask)
-    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
-
-
 def test_a_network_without_n_classes_gets_every_class_of_the_oracle(breast):
     X, y, _, _ = breast
     al = make_al(estimator=small_net(n_classes=None)).fit(X, y)
@@ -415,7 +420,7 @@ def test_a_network_without_n_classes_gets_every_class_of_the_oracle(breast):
 
 def test_unseeded_run_resumes_with_its_own_entropy(breast, tmp_path):
     X, y, _, _ = breast
-    al = make_al(random_state=None, checkpoint_dir=tmp_path, on_cycle_end=interrupt_after(1))
+    al = make_al(random_state=None, checkpoint_dir=tmp_path, callbacks=[InterruptAfter(1)])
     with pytest.raises(Interrupt):
         al.fit(X, y)
     initial = al.initial_indices_.copy()
@@ -424,3 +429,25 @@ def test_unseeded_run_resumes_with_its_own_entropy(breast, tmp_path):
     assert resumed.n_resumed_cycles_ == 1
     fresh = make_al(random_state=None).fit(X, y)
     assert set(fresh.initial_indices_) != set(initial)  # 1 in C(200, 10) to collide
+
+
+def test_callbacks_are_a_clean_parameter(breast):
+    # Side effects are callback objects given at construction: clone keeps them,
+    # get_params shows them, and a bad one is refused before any training.
+    X, y, _, _ = breast
+    recorder = Record()
+    al = make_al(n_cycles=2, callbacks=[recorder])
+    assert al.get_params()["callbacks"] == [recorder]
+    assert isinstance(clone(al).get_params()["callbacks"][0], Record)
+    al.fit(X, y)
+    assert [r["cycle"] for r in recorder.records] == [1, 2]
+    with pytest.raises(ExperimentConfigError, match="Callback"):
+        make_al(n_cycles=2, callbacks=[print]).fit(X, y)
+
+
+def test_verbose_prints_a_line_per_cycle(breast, capsys):
+    X, y, X_test, y_test = breast
+    make_al(n_cycles=2, verbose=1).fit(X, y, X_eval=X_test, y_eval=y_test)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["cycle 1", "cycle 2"]
+    assert "10 labeled, acc " in lines[0]

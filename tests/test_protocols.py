@@ -1,4 +1,4 @@
-"""Presets: the paper protocol exactly as DESIGN.md's table, the fast one, and the builder."""
+"""Presets: the paper protocol exactly as the study's, the fast one, and the builder."""
 
 import random
 
@@ -148,3 +148,15 @@ def test_seed_everything_seeds_the_three_generators():
     a = (random.random(), np.random.rand(), torch.rand(1).item())
     seed_everything(4)
     assert a == (random.random(), np.random.rand(), torch.rand(1).item())
+
+
+def test_experiment_callbacks_are_given_at_construction():
+    # The runner's side effects (result files, progress) are the experiment's
+    # `callbacks` parameter from the start: nothing is overwritten after construction.
+    from skal.callbacks import Callback
+
+    side_effect = Callback()
+    al = build_experiment("fast", "random", "breastmnist", 0, checkpoint_dir="ck",
+                          experiment_callbacks=[side_effect])
+    assert al.get_params()["callbacks"] == [side_effect]
+    assert al.checkpoint_dir == "ck"

@@ -516,6 +516,49 @@ def test_strategy_requirements():
         strategy_requirements("nope")
 
 
+def test_requires_is_the_one_declaration():
+    @q.requires("embedding", "single_label")
+    def farthest(learner, X_pool, n_instances=1, **kwargs):
+        return np.arange(n_instances)
+
+    assert strategy_requirements(farthest) == {"embedding", "single_label"}
+    # every registered strategy declares its needs (possibly none) with the decorator
+    assert all(isinstance(getattr(f, "requirements", None), frozenset) for f in STRATEGIES.values())
+    with pytest.raises(ValueError, match="Unknown requirement.*'embeddings'.*embedding"):
+        q.requires("embeddings")
+
+
+@pytest.mark.parametrize("name, estimator, message", [
+    ("scal", "plain", "scal needs a loss-prediction head (predict_loss), which ImageClassifier "
+                      "lacks; use skal.estimator.LossPredictionClassifier."),
+    ("bald", "plain", "bald needs MC-dropout probabilities (predict_proba_mc with dropout > 0), "
+                      "which ImageClassifier with dropout=0.0 lacks; build the estimator with "
+                      "dropout > 0 (e.g. 0.3)."),
+    ("badge", "multi", "badge needs single-label output (one class per item), which "
+                       "ImageClassifier (multi_label=True) lacks; use an uncertainty method "
+                       "(least_confidence, margin, entropy, bald) or a diversity method."),
+])
+def test_check_requirements_has_one_wording(name, estimator, message):
+    from skal.estimator import ImageClassifier
+
+    nets = {"plain": ImageClassifier("small_cnn", n_classes=3),
+            "multi": ImageClassifier("small_cnn", n_classes=3, multi_label=True)}
+    with pytest.raises(ValueError) as info:
+        q.check_requirements(name, nets[estimator])
+    assert str(info.value) == message
+    q.check_requirements("margin", nets[estimator])  # needs nothing
+
+
+def test_check_requirements_refuses_multi_label_targets():
+    from skal.estimator import ImageClassifier
+
+    net = ImageClassifier("small_cnn", n_classes=3)
+    with pytest.raises(ValueError, match=r"badge needs single-label output .*which y "
+                                         r"\(multi-label, 3 labels\) lacks"):
+        q.check_requirements("badge", net, y=np.zeros((5, 3)))
+    q.check_requirements("badge", net, y=np.zeros(5))
+
+
 def test_missing_requirements_on_unfitted_estimators():
     from skal.estimator import ImageClassifier, LossPredictionClassifier
 
@@ -575,14 +618,14 @@ def test_loss_methods_need_a_loss_prediction_classifier(name):
 
 @pytest.mark.parametrize("name", ["badge", "cluster_margin"])
 def test_single_label_methods_refuse_multi_label_output(name):
-    with pytest.raises(ValueError, match=f"{name} is undefined for multi-label output"):
+    with pytest.raises(ValueError, match=f"{name} needs single-label output.*multi_label=True"):
         STRATEGIES[name](full_stub(multi_label=True), ids(30), n_instances=2)
 
 
 @pytest.mark.parametrize("name", ["coreset", "typiclust", "badge", "scal", "cluster_margin"])
 def test_embedding_methods_need_embed(name):
     stub = Stub(proba=PROBA, loss=np.arange(6.0))
-    with pytest.raises(ValueError, match=f"{name} needs embeddings \\(embed\\)"):
+    with pytest.raises(ValueError, match=f"{name} needs penultimate-layer embeddings \\(embed\\)"):
         STRATEGIES[name](stub, ids(6), n_instances=1)
 
 
@@ -605,3 +648,18 @@ def test_cluster_margin_n_clusters_and_threshold_exclusive():
 def test_bad_random_state():
     with pytest.raises(ValueError, match="random_state must be"):
         random_sampling(None, ids(5), random_state="seed")
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_a_subsample_drawn_first_gives_the_strategys_own_indices(name):
+    # ActiveLearningClassifier draws the subsample itself (copying only those rows)
+    # and hands the strategy the generator it drew from: the same indices as when
+    # the strategy subsamples the whole pool, for every registered strategy.
+    stub, X_pool = full_stub(n=30), ids(30)
+    own = STRATEGIES[name](stub, X_pool, n_instances=3, random_state=11, subsample=12)
+    rng = np.random.default_rng(11)
+    positions = q.draw_subsample(30, 3, 12, rng)
+    assert len(positions) == 12 and np.all(np.diff(positions) > 0)
+    given = STRATEGIES[name](stub, X_pool[positions], n_instances=3, random_state=rng)
+    np.testing.assert_array_equal(positions[given], own)
+    assert q.draw_subsample(30, 3, None, rng) is None and q.draw_subsample(30, 3, 40, rng) is None

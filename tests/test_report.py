@@ -7,24 +7,13 @@ bump[method, dataset][seed]`` and AUC is ACC + 0.2, so every mean, std,
 area, rank and win count below follows from those constants.
 """
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-REPORT_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "report.py"
-
-
-def _load_report():
-    spec = importlib.util.spec_from_file_location("skal_benchmarks_report", REPORT_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-report = _load_report()
+from benchmarks import report
 
 METHODS = ("random", "coreset", "scal")
 DATASETS = ("breastmnist", "chestmnist")

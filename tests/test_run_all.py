@@ -2,28 +2,16 @@
 reruns that load instead of training, failed cells, and bad input."""
 
 import csv
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 
 from conftest import write_synthetic_medmnist
-from skal.cli import CELL_COLUMNS, main as skal_main
+from benchmarks import report, run_all
+from skal.cli import main as skal_main
 from skal.estimator import ImageClassifier
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"skal_benchmarks_{name}",
-                                                  BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-run_all = _load("run_all")
+from skal.results import RESULT_COLUMNS
 
 METHODS = ("random", "coreset")
 DATASETS = ("breastmnist", "bloodmnist")  # the real file, and a synthetic RGB one
@@ -80,16 +68,16 @@ def test_joblib_grid_writes_one_tidy_csv_and_the_report(grid, capsys):
     assert grid["rc"] == 0
     out, work = grid["out"], grid["work"]
     rows = read_rows(out / "results.csv")
-    assert tuple(rows[0]) == CELL_COLUMNS == _load("report").REQUIRED_COLUMNS
+    assert tuple(rows[0]) == RESULT_COLUMNS == report.REQUIRED_COLUMNS
     assert [(r["dataset"], r["method"], r["seed"], r["cycle"], r["n_labeled"]) for r in rows] == [
         (d, m, str(s), str(c), str(10 * c))
         for d in DATASETS for m in METHODS for s in SEEDS for c in (1, 2)]
     assert all(0 <= float(r["acc"]) <= 1 and 0 <= float(r["auc"]) <= 1 for r in rows)
     assert not (out / "failures.csv").exists()
 
-    report = (out / "report.md").read_text()
-    assert "python benchmarks/run_all.py --methods random coreset" in report
-    assert "--jobs 2" in report
+    text = (out / "report.md").read_text()
+    assert "python benchmarks/run_all.py --methods random coreset" in text
+    assert "--jobs 2" in text
     assert (out / "curves_breastmnist.png").is_file() and (out / "curves_bloodmnist.png").is_file()
     # Checkpoints stay in the work dir, one folder per cell, laid out as `skal run --out`.
     assert not list(out.rglob("*.pkl"))
@@ -99,8 +87,7 @@ def test_joblib_grid_writes_one_tidy_csv_and_the_report(grid, capsys):
                 cell = work / "fast" / d / m / f"trial_{s}"
                 assert (cell / "checkpoint" / "checkpoint.pkl").is_file()
                 assert numbers(read_rows(cell / "results.csv")) == [
-                    {("trial" if k == "seed" else k): v for k, v in r.items()}
-                    for r in numbers(rows)
+                    r for r in numbers(rows)
                     if (r["dataset"], r["method"], r["seed"]) == (d, m, str(s))]
                 # no shared per-method results.csv: seeds run at once never race on a file
                 assert not (cell.parent / "results.csv").exists()
@@ -117,7 +104,7 @@ def test_a_cell_is_the_command_lines_trial(grid, monkeypatch, capsys):
     cli = read_rows(grid["work"] / "fast" / "bloodmnist" / "coreset" / "results.csv")
     ours = [r for r in read_rows(grid["out"] / "results.csv")
             if (r["dataset"], r["method"], r["seed"]) == ("bloodmnist", "coreset", "1")]
-    assert [(r["cycle"], r["acc"], r["auc"]) for r in cli if r["trial"] == "1"] == [
+    assert [(r["cycle"], r["acc"], r["auc"]) for r in cli if r["seed"] == "1"] == [
         (r["cycle"], r["acc"], r["auc"]) for r in ours]
 
 
@@ -137,7 +124,7 @@ def test_rerun_loads_finished_cells_and_writes_the_same_csv(grid, monkeypatch, c
 
 
 def joblib_rows(grid, dataset=None):
-    rows = [dict(zip(CELL_COLUMNS, line.split(",")))
+    rows = [dict(zip(RESULT_COLUMNS, line.split(",")))
             for line in grid["csv"].decode().splitlines()[1:]]
     return [r for r in rows if dataset in (None, r["dataset"])]
 

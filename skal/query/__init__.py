@@ -24,19 +24,23 @@ baseline, uncertainty, diversity, hybrid
 Registry
 --------
 ``STRATEGIES`` maps each name to its function; :func:`get_query_strategy`
-resolves a name (or passes a callable through); :func:`strategy_requirements`
-says what a method needs from the estimator, and
-:func:`missing_requirements` checks an estimator against it before a run.
+resolves a name (or passes a callable through). Each function declares what
+it needs from the estimator once, with :func:`requires`
+(:func:`strategy_requirements` reads it), and :func:`check_requirements` is
+the one check of an estimator against it, run before any training.
 """
 
 from __future__ import annotations
 
 import skal._modal_compat  # noqa: F401  (lets modAL 0.4.1 run on scikit-learn >= 1.8)
-from skal.query._base import QueryPool, check_generator, subsample_size, unwrap_learner
+from skal.query._base import (REQUIREMENTS, QueryPool, check_generator, draw_subsample,
+                              final_step, missing_requirements as _missing, requirement_error,
+                              requires, subsample_size, unwrap_learner)
 from skal.query.baseline import random_sampling
 from skal.query.diversity import coreset, typiclust
 from skal.query.hybrid import badge, cluster_margin, scal
 from skal.query.uncertainty import bald, entropy, least_confidence, ll4al, margin
+from skal.registry import lookup
 
 __all__ = [
     "STRATEGIES",
@@ -44,6 +48,10 @@ __all__ = [
     "get_query_strategy",
     "strategy_requirements",
     "missing_requirements",
+    "check_requirements",
+    "requires",
+    "draw_subsample",
+    "final_step",
     "random_sampling",
     "least_confidence",
     "margin",
@@ -76,30 +84,6 @@ STRATEGIES = {
     "cluster_margin": cluster_margin,
 }
 
-#: What each requirement means, i.e. every string :func:`strategy_requirements` can return.
-REQUIREMENTS = {
-    "embedding": "penultimate features, embed(X) (every skal ImageClassifier has it)",
-    "dropout": "MC dropout, predict_proba_mc(X, n_samples, random_state): an ImageClassifier "
-               "with dropout > 0",
-    "loss_head": "a loss-prediction head, predict_loss(X): a LossPredictionClassifier",
-    "single_label": "single-label output (multi_label=False)",
-}
-
-_REQUIREMENTS = {
-    "random": frozenset(),
-    "least_confidence": frozenset(),
-    "margin": frozenset(),
-    "entropy": frozenset(),
-    "bald": frozenset({"dropout"}),
-    "ll4al": frozenset({"loss_head"}),
-    "coreset": frozenset({"embedding"}),
-    "typiclust": frozenset({"embedding"}),
-    "badge": frozenset({"embedding", "single_label"}),
-    "scal": frozenset({"loss_head", "embedding"}),
-    "cluster_margin": frozenset({"embedding", "single_label"}),
-}
-
-
 def get_query_strategy(name_or_callable):
     """The query function registered under a name; a callable passes through.
 
@@ -120,52 +104,36 @@ def get_query_strategy(name_or_callable):
     """
     if callable(name_or_callable):
         return name_or_callable
-    try:
-        return STRATEGIES[name_or_callable]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"Unknown query strategy {name_or_callable!r}; valid names are: "
-            f"{', '.join(STRATEGIES)}."
-        ) from None
+    return lookup(STRATEGIES, name_or_callable, "query strategy")
 
 
 def strategy_requirements(name_or_callable):
-    """What a strategy needs from the estimator.
+    """What a strategy needs from the estimator, as it declared with :func:`requires`.
 
     Parameters
     ----------
     name_or_callable : str or callable
-        A registry name or a query function. A callable outside the registry
-        may declare its needs in a ``requirements`` attribute; otherwise it
-        needs nothing known.
+        A registry name or a query function; a function that declares
+        nothing (no ``requirements`` attribute) needs nothing known.
 
     Returns
     -------
     set of str
-        A subset of the keys of :data:`REQUIREMENTS`: ``'embedding'``,
-        ``'dropout'``, ``'loss_head'``, ``'single_label'``.
+        A subset of ``'embedding'``, ``'dropout'``, ``'loss_head'``,
+        ``'single_label'`` (see :data:`REQUIREMENTS`).
 
     Raises
     ------
     ValueError
         For an unknown name.
     """
-    func = get_query_strategy(name_or_callable)
-    for name, registered in STRATEGIES.items():
-        if registered is func:
-            return set(_REQUIREMENTS[name])
-    return set(getattr(func, "requirements", ()))
+    return set(getattr(get_query_strategy(name_or_callable), "requirements", ()))
 
 
-def _dropout_rate(network):
-    module = getattr(network, "module_", None)
-    rate = getattr(module, "dropout_rate", None)  # fitted: the network's own rate
-    if rate is None:
-        rate = getattr(network, "dropout", 0.0)  # unfitted: the parameter
-    try:
-        return float(rate)
-    except (TypeError, ValueError):
-        return 0.0
+def _strategy_name(name_or_callable):
+    if isinstance(name_or_callable, str):
+        return name_or_callable
+    return getattr(name_or_callable, "__name__", "the query strategy")
 
 
 def missing_requirements(name_or_callable, estimator):
@@ -183,19 +151,35 @@ def missing_requirements(name_or_callable, estimator):
     Returns
     -------
     dict of str to str
-        Each unmet requirement and what it means (see :data:`REQUIREMENTS`);
+        Each unmet requirement and what it is (see :data:`REQUIREMENTS`);
         empty when the strategy can run.
     """
-    _, network, _ = unwrap_learner(estimator)
-    missing = set()
-    for need in strategy_requirements(name_or_callable):
-        if need == "embedding" and not callable(getattr(network, "embed", None)):
-            missing.add(need)
-        elif need == "loss_head" and not callable(getattr(network, "predict_loss", None)):
-            missing.add(need)
-        elif need == "single_label" and getattr(network, "multi_label", False):
-            missing.add(need)
-        elif need == "dropout" and (not callable(getattr(network, "predict_proba_mc", None))
-                                    or _dropout_rate(network) <= 0):
-            missing.add(need)
-    return {need: REQUIREMENTS.get(need, need) for need in sorted(missing)}
+    needs = strategy_requirements(name_or_callable)
+    return {need: REQUIREMENTS[need][0] for need in _missing(needs, estimator)}
+
+
+def check_requirements(name_or_callable, estimator, y=None):
+    """Refuse a strategy the estimator (or the targets) cannot serve: the one checker.
+
+    Parameters
+    ----------
+    name_or_callable : str or callable
+    estimator : estimator, Pipeline or modAL learner
+    y : ndarray, optional
+        The oracle's labels; multi-label ``y`` (shape (N, L), L > 1) fails a
+        ``'single_label'`` strategy.
+
+    Raises
+    ------
+    ValueError
+        ``'<strategy> needs <what>, which <who> lacks; <fix>.'`` for the
+        first unmet requirement (in the order of :data:`REQUIREMENTS`).
+    """
+    name = _strategy_name(name_or_callable)
+    needs = strategy_requirements(name_or_callable)
+    missing = set(_missing(needs, estimator))
+    for need in REQUIREMENTS:
+        if need in missing:
+            raise requirement_error(name, need, estimator)
+    if "single_label" in needs and y is not None and y.ndim == 2 and y.shape[1] > 1:
+        raise requirement_error(name, "single_label", y=y)

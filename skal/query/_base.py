@@ -20,11 +20,142 @@ from sklearn.pipeline import Pipeline
 
 from skal._random import check_generator  # the one random-state rule; re-exported here
 
-__all__ = ["QueryPool", "check_generator", "subsample_size", "unwrap_learner",
-           "PAPER_SUBSAMPLE_MAX"]
+__all__ = ["QueryPool", "check_generator", "subsample_size", "draw_subsample", "unwrap_learner",
+           "final_step", "requires", "REQUIREMENTS", "missing_requirements",
+           "requirement_error", "PAPER_SUBSAMPLE_MAX"]
 
 # The study scores at most this many unlabeled items per query.
 PAPER_SUBSAMPLE_MAX = 20000
+
+
+#: Everything a strategy can need from the estimator: name -> (what it is, the fix).
+#: A strategy declares its needs with :func:`requires`; ``'probabilities'`` is
+#: never declared (every classifier has ``predict_proba``) but shares the wording.
+REQUIREMENTS = {
+    "loss_head": ("a loss-prediction head (predict_loss)",
+                  "use skal.estimator.LossPredictionClassifier"),
+    "embedding": ("penultimate-layer embeddings (embed)",
+                  "use skal.estimator.ImageClassifier"),
+    "dropout": ("MC-dropout probabilities (predict_proba_mc with dropout > 0)",
+                "build the estimator with dropout > 0 (e.g. 0.3)"),
+    "single_label": ("single-label output (one class per item)",
+                     "use an uncertainty method (least_confidence, margin, entropy, bald) or a "
+                     "diversity method"),
+    "probabilities": ("predicted probabilities (predict_proba)",
+                      "use a classifier with predict_proba"),
+}
+
+
+def requires(*needs):
+    """Declare what a query function needs from the estimator, as a decorator.
+
+    The one declaration of a strategy's needs (as baal's heuristics declare
+    theirs): it sets the function's ``requirements`` attribute, which
+    :func:`skal.query.strategy_requirements` and the one checker,
+    :func:`skal.query.check_requirements`, read.
+
+    Parameters
+    ----------
+    *needs : str
+        Keys of :data:`REQUIREMENTS`.
+
+    Examples
+    --------
+    >>> @requires("embedding")
+    ... def farthest(learner, X_pool, n_instances=1, **kwargs): ...
+    >>> sorted(farthest.requirements)
+    ['embedding']
+    """
+    unknown = sorted(set(needs) - set(REQUIREMENTS) - {"probabilities"})
+    if unknown:
+        raise ValueError(f"Unknown requirement(s) {unknown}; valid ones are: "
+                         f"{', '.join(REQUIREMENTS)}.")
+
+    def declare(func):
+        func.requirements = frozenset(needs)
+        return func
+
+    return declare
+
+
+def _dropout_rate(network):
+    module = getattr(network, "module_", None)
+    rate = getattr(module, "dropout_rate", None)  # fitted: the network's own rate
+    if rate is None:
+        rate = getattr(network, "dropout", 0.0)  # unfitted: the parameter
+    try:
+        return float(rate)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _lacks(network, need):
+    """Whether the network (fitted or not) lacks the requirement ``need``."""
+    if need == "embedding":
+        return not callable(getattr(network, "embed", None))
+    if need == "loss_head":
+        return not callable(getattr(network, "predict_loss", None))
+    if need == "single_label":
+        return bool(getattr(network, "multi_label", False))
+    if need == "dropout":
+        return (not callable(getattr(network, "predict_proba_mc", None))
+                or _dropout_rate(network) <= 0)
+    if need == "probabilities":
+        return not callable(getattr(network, "predict_proba", None))
+    return False
+
+
+def missing_requirements(needs, estimator):
+    """The requirements among ``needs`` that an estimator does not meet.
+
+    Works on an unfitted estimator, so a run can be refused before training.
+
+    Parameters
+    ----------
+    needs : iterable of str
+        Keys of :data:`REQUIREMENTS`.
+    estimator : estimator, Pipeline or modAL learner
+        Checked through its network (a Pipeline's last step).
+
+    Returns
+    -------
+    list of str
+        The unmet ones, sorted.
+    """
+    network = unwrap_learner(estimator)[1]
+    return sorted(need for need in needs if _lacks(network, need))
+
+
+def requirement_error(name, need, estimator=None, y=None):
+    """The one wording of an unmet requirement, as a ValueError.
+
+    Parameters
+    ----------
+    name : str
+        The strategy's name.
+    need : str
+        A key of :data:`REQUIREMENTS`.
+    estimator : estimator, optional
+        The one that lacks it (named in the message).
+    y : ndarray, optional
+        Multi-label targets, when they are what lacks single-label output.
+
+    Returns
+    -------
+    ValueError
+        ``'<name> needs <what>, which <who> lacks; <fix>.'``
+    """
+    what, fix = REQUIREMENTS[need]
+    if y is not None:
+        who = f"y (multi-label, {y.shape[1]} labels)"
+    else:
+        network = unwrap_learner(estimator)[1]
+        who = type(network).__name__
+        if need == "dropout" and callable(getattr(network, "predict_proba_mc", None)):
+            who += f" with dropout={_dropout_rate(network)!r}"
+        elif need == "single_label":
+            who += " (multi_label=True)"
+    return ValueError(f"{name} needs {what}, which {who} lacks; {fix}.")
 
 
 def _check_n_instances(n_instances):
@@ -72,6 +203,36 @@ def subsample_size(n_pool, n_instances, subsample):
     else:
         raise ValueError(f"subsample must be None, a positive int or 'paper', got {subsample!r}.")
     return int(min(size, n_pool))
+
+
+def draw_subsample(n_pool, n_instances, subsample, rng):
+    """Positions of the pool items one query scores: the one place a subsample is drawn.
+
+    Parameters
+    ----------
+    n_pool : int
+        Size of the unlabeled pool.
+    n_instances : int
+        Items the query selects (for the ``'paper'`` rule).
+    subsample : None, int or 'paper'
+        See :func:`subsample_size`.
+    rng : numpy.random.Generator
+        Drawn from only when the subsample is smaller than the pool, so a
+        query that scores the whole pool leaves it untouched.
+
+    Returns
+    -------
+    ndarray of shape (M,), int64, sorted; None when the whole pool is scored.
+    """
+    size = subsample_size(n_pool, n_instances, subsample)
+    if size >= n_pool:
+        return None
+    return np.sort(rng.choice(n_pool, size, replace=False)).astype(np.int64)
+
+
+def final_step(estimator):
+    """The network of a ``Pipeline`` (its last step), or the estimator itself."""
+    return estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
 
 
 def _is_learner(obj):
@@ -168,8 +329,9 @@ class QueryPool:
                 f"({size} of {n_pool} pool items, subsample={subsample!r}).")
         self.rng = check_generator(random_state)
         self.n_instances = n_instances
-        if size < n_pool:
-            self.index = np.sort(self.rng.choice(n_pool, size, replace=False)).astype(np.int64)
+        index = draw_subsample(n_pool, n_instances, subsample, self.rng)
+        if index is not None:
+            self.index = index
             self._raw = retrieve_rows(X_pool, self.index)
         else:
             self.index = np.arange(n_pool, dtype=np.int64)
@@ -208,13 +370,19 @@ class QueryPool:
         return self.index[np.asarray(positions, dtype=np.int64)]
 
     # -- network ---------------------------------------------------------------
-    def require(self, attribute, needed_for):
-        """The network's ``attribute``, or a ValueError saying what it is needed for."""
+    def require(self, attribute, need):
+        """The network's method ``attribute``, or the requirement ``need``'s ValueError.
+
+        Parameters
+        ----------
+        attribute : str
+            E.g. ``'embed'``.
+        need : str
+            The key of :data:`REQUIREMENTS` it serves, e.g. ``'embedding'``.
+        """
         value = getattr(self.network, attribute, None)
         if value is None:
-            raise ValueError(
-                f"{self.method} needs {needed_for}; {type(self.network).__name__} has no "
-                f"{attribute!r}.")
+            raise requirement_error(self.method, need, self.network)
         return value
 
     @property
@@ -222,11 +390,9 @@ class QueryPool:
         return bool(getattr(self.network, "multi_label", False))
 
     def require_single_label(self):
+        """Raise the ``'single_label'`` requirement's ValueError for a multi-label network."""
         if self.multi_label:
-            raise ValueError(
-                f"{self.method} is undefined for multi-label output (multi_label=True): it "
-                f"needs one predicted class per item. Use an uncertainty method "
-                f"(least_confidence, margin, entropy, bald) or a diversity method instead.")
+            raise requirement_error(self.method, "single_label", self.network)
 
     @property
     def device(self):

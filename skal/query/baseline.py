@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from skal.query._base import QueryPool
+from skal.query._base import QueryPool, requires
 
 __all__ = ["random_sampling"]
 
 
+@requires()
 def random_sampling(learner, X_pool, n_instances=1, *, random_state=None, subsample=None):
     """Select items uniformly at random (registry name ``'random'``).
 

@@ -15,23 +15,21 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.neighbors import NearestNeighbors
 
 from skal.kernels import k_center_greedy
-from skal.query._base import QueryPool
+from skal.query._base import QueryPool, requires
 from skal.query.selection import top_k
 
 __all__ = ["coreset", "typiclust", "typicality"]
 
-_NEEDS_EMBED = "embeddings (embed), e.g. a skal ImageClassifier"
-
-
 def _embeddings(pool, X_labeled):
     """(pool embeddings (M, D), labeled embeddings (L, D) or None), float32."""
-    embed = pool.require("embed", _NEEDS_EMBED)
+    embed = pool.require("embed", "embedding")
     emb = np.asarray(embed(pool.X), dtype=np.float32)
     labeled = pool.labeled(X_labeled)
     lab = None if labeled is None else np.asarray(embed(labeled), dtype=np.float32)
     return emb, lab
 
 
+@requires("embedding")
 def coreset(learner, X_pool, n_instances=1, *, random_state=None, subsample=None,
             X_labeled=None):
     """Core-set (Sener & Savarese 2018): greedy k-center selection on embeddings.
@@ -111,6 +109,7 @@ def _cluster(features, n_clusters, seed, kmeans_max):
     return model.fit_predict(features).astype(np.int64)
 
 
+@requires("embedding")
 def typiclust(learner, X_pool, n_instances=1, *, random_state=None, subsample=None,
               X_labeled=None, max_clusters=500, n_neighbors=20, kmeans_max=50):
     """TypiClust (Hacohen et al. 2022): the most typical item of the largest uncovered clusters.

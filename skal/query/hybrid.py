@@ -11,15 +11,13 @@ import numpy as np
 from sklearn.cluster import AgglomerativeClustering
 
 from skal.kernels import badge_kmeanspp
-from skal.query._base import QueryPool
+from skal.query._base import QueryPool, requires
 from skal.query.scores import margin_scores
 from skal.query.selection import first_per_cluster, round_robin, top_k
 
 __all__ = ["badge", "scal", "cluster_margin"]
 
-_NEEDS_EMBED = "embeddings (embed), e.g. a skal ImageClassifier"
-
-
+@requires("embedding", "single_label")
 def badge(learner, X_pool, n_instances=1, *, random_state=None, subsample=None):
     """BADGE (Ash et al. 2020): k-means++ seeding on gradient embeddings.
 
@@ -57,8 +55,8 @@ def badge(learner, X_pool, n_instances=1, *, random_state=None, subsample=None):
     """
     pool = QueryPool(learner, X_pool, n_instances, random_state, subsample, "badge")
     pool.require_single_label()
-    predict_proba = pool.require("predict_proba", "predicted probabilities (predict_proba)")
-    embed = pool.require("embed", _NEEDS_EMBED)
+    predict_proba = pool.require("predict_proba", "probabilities")
+    embed = pool.require("embed", "embedding")
     both = getattr(pool.network, "predict_proba_and_embed", None)
     if callable(both):  # a skal network: one forward pass over the pool, not two
         proba, emb = both(pool.X)
@@ -82,6 +80,7 @@ def _agglomerative(features, n_clusters=None, linkage="complete", distance_thres
     return model.fit_predict(features).astype(np.int64)
 
 
+@requires("loss_head", "embedding")
 def scal(learner, X_pool, n_instances=1, *, random_state=None, subsample=None,
          candidate_multiple=10):
     """SCAL (Hwang et al. 2022), the study's query: cluster the highest predicted losses.
@@ -120,9 +119,8 @@ def scal(learner, X_pool, n_instances=1, *, random_state=None, subsample=None,
     pathmnist's budget 2500, as in the study).
     """
     pool = QueryPool(learner, X_pool, n_instances, random_state, subsample, "scal")
-    predict_loss = pool.require(
-        "predict_loss", "a loss-prediction head (predict_loss): use a LossPredictionClassifier")
-    embed = pool.require("embed", _NEEDS_EMBED)
+    predict_loss = pool.require("predict_loss", "loss_head")
+    embed = pool.require("embed", "embedding")
     loss = np.asarray(predict_loss(pool.X)).reshape(-1)
     n_candidates = min(int(candidate_multiple) * pool.n_instances, len(pool))
     candidates = top_k(loss, n_candidates, pool.rng)  # highest loss first
@@ -134,6 +132,7 @@ def scal(learner, X_pool, n_instances=1, *, random_state=None, subsample=None,
     return pool.to_pool(candidates[first_per_cluster(labels)])
 
 
+@requires("embedding", "single_label")
 def cluster_margin(learner, X_pool, n_instances=1, *, random_state=None, subsample=None,
                    margin_multiple=10, n_clusters=None, distance_threshold=None):
     """Cluster-Margin (Citovsky et al. 2021): round-robin over clusters of low-margin items.
@@ -186,8 +185,8 @@ def cluster_margin(learner, X_pool, n_instances=1, *, random_state=None, subsamp
     pool.require_single_label()
     if n_clusters is not None and distance_threshold is not None:
         raise ValueError("cluster_margin: give n_clusters or distance_threshold, not both.")
-    predict_proba = pool.require("predict_proba", "predicted probabilities (predict_proba)")
-    embed = pool.require("embed", _NEEDS_EMBED)
+    predict_proba = pool.require("predict_proba", "probabilities")
+    embed = pool.require("embed", "embedding")
     margins = margin_scores(predict_proba(pool.X))
     n_candidates = min(int(margin_multiple) * pool.n_instances, len(pool))
     candidates = top_k(-margins, n_candidates, pool.rng)  # smallest margin first

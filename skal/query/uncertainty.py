@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skal.query._base import QueryPool
+from skal.query._base import QueryPool, requires
 from skal.query.scores import (entropy_scores, least_confidence_scores, margin_scores,
                                mutual_information)
 from skal.query.selection import top_k
@@ -42,11 +42,12 @@ __all__ = ["least_confidence", "margin", "entropy", "bald", "ll4al"]
 def _proba_query(score, method, learner, X_pool, n_instances, random_state, subsample):
     """Top ``n_instances`` by ``score(predict_proba(X), multi_label)``."""
     pool = QueryPool(learner, X_pool, n_instances, random_state, subsample, method)
-    predict_proba = pool.require("predict_proba", "predicted probabilities (predict_proba)")
+    predict_proba = pool.require("predict_proba", "probabilities")
     scores = score(predict_proba(pool.X), multi_label=pool.multi_label)
     return pool.to_pool(top_k(scores, pool.n_instances, pool.rng))
 
 
+@requires()
 def least_confidence(learner, X_pool, n_instances=1, *, random_state=None, subsample=None):
     """Select the items whose most likely class has the lowest probability.
 
@@ -68,6 +69,7 @@ def least_confidence(learner, X_pool, n_instances=1, *, random_state=None, subsa
                         learner, X_pool, n_instances, random_state, subsample)
 
 
+@requires()
 def margin(learner, X_pool, n_instances=1, *, random_state=None, subsample=None):
     """Select the items with the smallest gap between the two most likely classes.
 
@@ -90,6 +92,7 @@ def margin(learner, X_pool, n_instances=1, *, random_state=None, subsample=None)
                         learner, X_pool, n_instances, random_state, subsample)
 
 
+@requires()
 def entropy(learner, X_pool, n_instances=1, *, random_state=None, subsample=None):
     """Select the items whose predicted distribution has the highest entropy.
 
@@ -111,6 +114,7 @@ def entropy(learner, X_pool, n_instances=1, *, random_state=None, subsample=None
                         learner, X_pool, n_instances, random_state, subsample)
 
 
+@requires("dropout")
 def bald(learner, X_pool, n_instances=1, *, n_samples=20, random_state=None, subsample=None):
     """BALD: select the items whose prediction the weights disagree on most.
 
@@ -140,14 +144,13 @@ def bald(learner, X_pool, n_instances=1, *, n_samples=20, random_state=None, sub
         Also the estimator's own error when its dropout rate is 0.
     """
     pool = QueryPool(learner, X_pool, n_instances, random_state, subsample, "bald")
-    predict_proba_mc = pool.require(
-        "predict_proba_mc", "MC-dropout probabilities (predict_proba_mc), e.g. an "
-        "ImageClassifier with dropout > 0")
+    predict_proba_mc = pool.require("predict_proba_mc", "dropout")
     mc = predict_proba_mc(pool.X, n_samples=n_samples, random_state=pool.seed())
     scores = mutual_information(mc, multi_label=pool.multi_label)
     return pool.to_pool(top_k(scores, pool.n_instances, pool.rng))
 
 
+@requires("loss_head")
 def ll4al(learner, X_pool, n_instances=1, *, random_state=None, subsample=None):
     """Learning loss (Yoo & Kweon 2019): select the items with the highest predicted loss.
 
@@ -165,7 +168,6 @@ def ll4al(learner, X_pool, n_instances=1, *, random_state=None, subsample=None):
         Indices into ``X_pool``, highest predicted loss first.
     """
     pool = QueryPool(learner, X_pool, n_instances, random_state, subsample, "ll4al")
-    predict_loss = pool.require(
-        "predict_loss", "a loss-prediction head (predict_loss): use a LossPredictionClassifier")
+    predict_loss = pool.require("predict_loss", "loss_head")
     scores = np.asarray(predict_loss(pool.X)).reshape(-1)
     return pool.to_pool(top_k(scores, pool.n_instances, pool.rng))

@@ -1,0 +1,1 @@
+"""skal's benchmarks: the grid runner (``run_all``), its report (``report``) and speed tables."""

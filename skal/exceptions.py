@@ -1,0 +1,26 @@
+"""The errors an experiment raises before it trains anything."""
+
+from __future__ import annotations
+
+__all__ = ["ExperimentConfigError", "CheckpointMismatchError"]
+
+
+class ExperimentConfigError(ValueError):
+    """Settings or data that an experiment cannot run with, found before any training."""
+
+
+class CheckpointMismatchError(ExperimentConfigError):
+    """``checkpoint_dir`` holds a run made with other data or parameters.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The checkpoint file.
+    differing : tuple of str
+        The parameters that differ (``('data',)`` when the data do).
+    """
+
+    def __init__(self, message, path=None, differing=()):
+        super().__init__(message)
+        self.path = path
+        self.differing = tuple(differing)

@@ -1,0 +1,48 @@
+"""Registry names the command line needs before anything heavy is imported, and the one lookup.
+
+The registries themselves (:data:`skal.query.STRATEGIES`,
+:data:`skal.protocols.PRESETS`, :data:`skal.models.MODELS`,
+:data:`skal.data.FLAGS_2D`) live with what they register and import torch,
+skorch, modAL or medmnist. ``skal --help`` lists their names without paying
+for those imports (seconds), so the names are also here;
+``tests/test_cli.py`` checks that each tuple equals its registry.
+This module imports nothing but the standard library.
+"""
+
+from __future__ import annotations
+
+__all__ = ["METHODS", "PRESETS", "MODELS", "DATASETS", "lookup"]
+
+#: Keys of :data:`skal.query.STRATEGIES`, in its order.
+METHODS = ("random", "least_confidence", "margin", "entropy", "bald", "ll4al", "coreset",
+           "typiclust", "badge", "scal", "cluster_margin")
+#: Keys of :data:`skal.protocols.PRESETS`, in its order.
+PRESETS = ("paper", "fast")
+#: Keys of :data:`skal.models.MODELS`, sorted.
+MODELS = ("resnet18", "small_cnn")
+#: :data:`skal.data.FLAGS_2D`: the MedMNIST 2D flags, in medmnist's order.
+DATASETS = ("pathmnist", "chestmnist", "dermamnist", "octmnist", "pneumoniamnist",
+            "retinamnist", "breastmnist", "bloodmnist", "tissuemnist", "organamnist",
+            "organcmnist", "organsmnist")
+
+
+def lookup(registry, name, kind):
+    """``registry[name]``, or a ValueError listing the valid names.
+
+    Parameters
+    ----------
+    registry : mapping
+    name : hashable
+    kind : str
+        What the registry holds, singular (``'query strategy'``, ``'preset'``).
+
+    Raises
+    ------
+    ValueError
+        ``"Unknown <kind> '<name>'; valid names are: a, b, c."``
+    """
+    try:
+        return registry[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"Unknown {kind} {name!r}; valid names are: "
+                         f"{', '.join(map(str, registry))}.") from None

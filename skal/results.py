@@ -1,0 +1,151 @@
+"""The result files' schema and their one writer.
+
+Every CSV skal writes about a run goes through this module: the columns of
+``results.csv`` (one row per trial and cycle, the same for ``skal run``'s
+folders and a benchmark grid) and ``failures.csv`` (one row per failed cell),
+how numbers and errors become text, and how a file is replaced atomically.
+It imports only the standard library, so the command line stays quick to
+start.
+
+A trial is named by its seed everywhere (column ``seed``). Files written by
+skal before that rule name it ``trial``; :func:`read_rows` still reads them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["RESULT_COLUMNS", "FAILURE_COLUMNS", "NUMBER_COLUMNS", "atomic_write", "csv_number",
+           "error_text", "format_rows", "write_csv", "read_rows", "curve_rows"]
+
+#: Columns of every ``results.csv``: one row per (method, dataset, seed, cycle).
+RESULT_COLUMNS = ("method", "dataset", "seed", "cycle", "n_labeled", "acc", "auc",
+                  "train_seconds", "query_seconds")
+
+#: Columns of a grid's ``failures.csv``: one row per failed (method, dataset, seed).
+FAILURE_COLUMNS = ("method", "dataset", "seed", "error")
+
+#: The float columns of ``results.csv`` (written with :func:`csv_number`).
+NUMBER_COLUMNS = ("acc", "auc", "train_seconds", "query_seconds")
+
+# The trial column's name in files written before it was called `seed`.
+_OLD_SEED_COLUMN = "trial"
+
+# The process's umask, read once: os.umask can only be read by setting it.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write(path, write):
+    """Write a file so that readers see the old or the new content, never a part.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination; its folder is created if needed.
+    write : callable
+        ``write(fh)`` writes the content to a binary file object.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        # mkstemp makes the file private (0600); give it the mode open() would.
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)  # atomic on POSIX and Windows for files on one volume
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def csv_number(value):
+    """A number as CSV text: ``repr(float(value))``, or '' for None.
+
+    repr keeps every digit, so a resumed run can be compared exactly.
+    """
+    return "" if value is None else repr(float(value))
+
+
+def error_text(exc):
+    """An exception as one line of text: ``'Type: message'`` (whitespace collapsed)."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def curve_rows(method, dataset, seed, learning_curve):
+    """An experiment's learning curve as result rows (numbers as measured, not text).
+
+    Parameters
+    ----------
+    method, dataset : str
+    seed : int
+    learning_curve : list of dict
+        ``ActiveLearningClassifier.learning_curve_``.
+
+    Returns
+    -------
+    list of dict
+        One dict per cycle with the keys :data:`RESULT_COLUMNS`; ``acc`` and
+        ``auc`` are None when the run had no evaluation set.
+    """
+    return [{"method": method, "dataset": dataset, "seed": int(seed),
+             "cycle": int(r["cycle"]), "n_labeled": int(r["n_labeled"]),
+             "acc": r.get("acc"), "auc": r.get("auc"),
+             "train_seconds": r["train_seconds"], "query_seconds": r["query_seconds"]}
+            for r in learning_curve]
+
+
+def format_rows(rows):
+    """Result rows with their float columns as :func:`csv_number` text (others unchanged)."""
+    return [{**row, **{key: csv_number(row[key]) for key in NUMBER_COLUMNS
+                       if key in row and not isinstance(row[key], str)}}
+            for row in rows]
+
+
+def write_csv(path, columns, rows):
+    """Replace ``path`` atomically with a CSV of ``rows`` (dicts) under ``columns``.
+
+    Parameters
+    ----------
+    path : path-like
+    columns : sequence of str
+        The header, in order; each row must have these keys (and no others).
+    rows : iterable of dict
+        Values as they should appear (see :func:`format_rows` for numbers).
+    """
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    content = table.getvalue().encode()
+    atomic_write(path, lambda fh: fh.write(content))
+
+
+def read_rows(path):
+    """The rows of a ``results.csv`` keyed by (seed, cycle); {} when there is no file.
+
+    Values stay text, as written. A file whose trial column is still called
+    ``trial`` (skal before the ``seed`` name) is read as if it were ``seed``.
+
+    Returns
+    -------
+    dict of (int, int) to dict
+    """
+    if not Path(path).is_file():
+        return {}
+    rows = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            if "seed" not in row and _OLD_SEED_COLUMN in row:
+                row = {("seed" if k == _OLD_SEED_COLUMN else k): v for k, v in row.items()}
+            row = {k: row.get(k, "") for k in RESULT_COLUMNS}
+            rows[(int(row["seed"]), int(row["cycle"]))] = row
+    return rows

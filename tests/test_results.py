@@ -1,0 +1,74 @@
+"""skal.results: the one result schema, its number and error text, and reading older files."""
+
+import os
+
+import pandas as pd
+import pytest
+
+from benchmarks import report
+from skal import results
+
+
+def test_numbers_keep_every_digit_and_none_is_empty():
+    assert results.csv_number(0.1 + 0.2) == "0.30000000000000004"
+    assert results.csv_number(None) == ""
+    assert results.format_rows([{"acc": 1, "auc": None, "train_seconds": 0.5,
+                                 "query_seconds": "0.25", "seed": 3}]) == [
+        {"acc": "1.0", "auc": "", "train_seconds": "0.5", "query_seconds": "0.25", "seed": 3}]
+
+
+def test_error_text_is_one_line():
+    assert results.error_text(ValueError("bad\n  value\tthere")) == "ValueError: bad value there"
+
+
+def test_written_rows_read_back_by_seed_and_cycle(tmp_path):
+    rows = results.curve_rows("random", "breastmnist", 4, [
+        {"cycle": 1, "n_labeled": 10, "acc": 0.5, "auc": 0.75, "train_seconds": 1.0,
+         "query_seconds": 0.125, "queried": [1, 2]}])
+    path = tmp_path / "results.csv"
+    results.write_csv(path, results.RESULT_COLUMNS, results.format_rows(rows))
+    assert path.read_text().splitlines() == [
+        "method,dataset,seed,cycle,n_labeled,acc,auc,train_seconds,query_seconds",
+        "random,breastmnist,4,1,10,0.5,0.75,1.0,0.125"]
+    assert results.read_rows(path) == {(4, 1): {
+        "method": "random", "dataset": "breastmnist", "seed": "4", "cycle": "1",
+        "n_labeled": "10", "acc": "0.5", "auc": "0.75", "train_seconds": "1.0",
+        "query_seconds": "0.125"}}
+    assert results.read_rows(tmp_path / "none.csv") == {}
+
+
+def test_files_that_name_the_trial_column_trial_still_read(tmp_path):
+    # skal run's results.csv before the one-name rule called the seed column `trial`.
+    old = tmp_path / "results.csv"
+    old.write_text("method,dataset,trial,cycle,n_labeled,acc,auc,train_seconds,query_seconds\n"
+                   "random,breastmnist,2,1,10,0.5,0.75,1.0,0.0\n")
+    assert results.read_rows(old)[(2, 1)]["seed"] == "2"
+    frame = report.validate_results(pd.read_csv(old))
+    assert frame["seed"].tolist() == [2] and frame["acc"].tolist() == [0.5]
+
+
+def test_the_committed_grid_parses_with_the_schema():
+    from pathlib import Path
+
+    grid = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "fast" / "results.csv"
+    frame = pd.read_csv(grid)
+    assert tuple(frame.columns) == results.RESULT_COLUMNS
+    assert len(report.validate_results(frame)) == len(frame)
+
+
+def test_atomic_write_never_leaves_a_part(tmp_path):
+    target = tmp_path / "state.pkl"
+    results.atomic_write(target, lambda fh: fh.write(b"old"))
+
+    def broken(fh):
+        fh.write(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        results.atomic_write(target, broken)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["state.pkl"]  # no temp file left
+    # readable by others as open() would make it, not private as mkstemp does
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
