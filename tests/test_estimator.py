@@ -500,6 +500,6 @@ def test_the_loss_head_is_chosen_by_name():
     study = lossnet(loss_head="study").initialize().module_.loss_head
     assert type(study).__name__ == "StudyLossPredictionHead"
     X, y = make_images(n=6)
-    with pytest.raises(ValueError, match="Unknown loss head 'conv'; valid loss heads are: "
-                                         "standard, study"):
+    with pytest.raises(ValueError, match=r"'loss_head' parameter of LossPredictionClassifier "
+                                         r"must be a str among \{'standard', 'study'\}"):
         lossnet(loss_head="conv").fit(X, y)
