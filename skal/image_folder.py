@@ -48,6 +48,7 @@ __all__ = [
     "load_image_folder",
     "read_image",
     "read_labels_csv",
+    "to_8bit",
 ]
 
 #: File suffixes read as images (case-insensitive); other files are ignored.
@@ -136,8 +137,21 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def _to_8bit(img):
-    """A Pillow image as an 8-bit 'L' or 'RGB' image, and whether its content is gray."""
+def to_8bit(img):
+    """A Pillow image as an 8-bit 'L' or 'RGB' image, and whether its content is gray.
+
+    JPEG orientation is applied; 16/32-bit grayscale is scaled as the module
+    docstring says; alpha is dropped.
+
+    Parameters
+    ----------
+    img : PIL.Image.Image
+
+    Returns
+    -------
+    image : PIL.Image.Image, mode 'L' or 'RGB'
+    is_gray : bool
+    """
     from PIL import Image, ImageOps
 
     img = ImageOps.exif_transpose(img)
@@ -184,7 +198,7 @@ def read_image(path, size):
     try:
         with Image.open(path) as img:
             img.load()
-            img8, gray = _to_8bit(img)
+            img8, gray = to_8bit(img)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageFolderError(f"cannot read image {path}: {exc}", path=Path(path)) from None
     img8 = img8.resize((size, size), Image.Resampling.LANCZOS)
