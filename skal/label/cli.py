@@ -55,8 +55,9 @@ def _add_commands(commands):
                       help="images per batch (default: %(default)s)")
     init.add_argument("--model", default=DEFAULTS["model"], choices=["small_cnn", "resnet18"],
                       help="network (default: %(default)s)")
-    init.add_argument("--size", type=int, default=DEFAULTS["size"],
-                      help="image side the model sees, in pixels (default: %(default)s)")
+    init.add_argument("--size", type=int, default=None,
+                      help=f"image side the model sees, in pixels (default: {DEFAULTS['size']}; "
+                           f"28 with --medmnist)")
     init.add_argument("--epochs", type=int, default=DEFAULTS["epochs"],
                       help="training epochs after each batch, warm-started (default: %(default)s)")
     init.add_argument("--lr", type=float, default=DEFAULTS["lr"],

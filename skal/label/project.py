@@ -115,16 +115,6 @@ def _check_classes(classes):
     return classes
 
 
-def _resize(images, size):
-    """Resize (N, H, W[, 3]) uint8 images to ``size`` with Pillow (as the folder loader does)."""
-    from PIL import Image
-
-    if images.shape[1] == size and images.shape[2] == size:
-        return images
-    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.LANCZOS))
-                     for im in images])
-
-
 def _check_settings(settings):
     """Validate numeric settings; one message per bad value, naming the option."""
     def positive_int(name, minimum=1):
@@ -160,7 +150,8 @@ def create_project(path, *, classes=None, images=None, medmnist=None, split="tra
         A folder of PNG/JPEG images (see :func:`skal.image_folder.load_image_folder`).
     medmnist : str, optional
         A MedMNIST flag instead of ``images``: the split's images, without
-        their labels (to try the tool without data of one's own).
+        their labels (to try the tool without data of one's own), at
+        ``size`` 28 unless another size is given (MedMNIST's file of that size).
     split : {'train', 'val', 'test'}, default='train'
     labels : path-like, optional
         A ``file,label`` CSV of labels made already (recorded with source ``init``).
@@ -209,8 +200,10 @@ def create_project(path, *, classes=None, images=None, medmnist=None, split="tra
         if info.is_multilabel:
             raise LabelError(f"{medmnist} is multi-label; a labeling project takes one class "
                              f"per image.")
-        X, _ = load_medmnist(medmnist, split, root=root)  # the labels stay hidden
-        X = _resize(X, config["size"])
+        # MedMNIST ships each size as its own file: --size picks the file (28 unless given).
+        size = settings.get("size") or 28
+        config["size"] = size
+        X, _ = load_medmnist(medmnist, split, size=size, root=root)  # the labels stay hidden
         files = [f"{medmnist}/{split}/{i:05d}.png" for i in range(len(X))]
         hashes = [hashlib.sha256(im.tobytes()).hexdigest() for im in X]
         if classes is None:
