@@ -177,10 +177,15 @@ def _init(args):
 
 
 def _serve(args):
-    import uvicorn
+    from skal.label.project import LabelError, Project
 
-    from skal.label.project import Project
-    from skal.label.server import LOOPBACK, create_app, new_token
+    try:
+        import uvicorn
+
+        from skal.label.server import LOOPBACK, create_app, new_token
+    except ImportError as exc:
+        raise LabelError(f"serving the page needs the label extra ({exc.name} is missing): "
+                         f"pip install 'skal[label]'.") from None
 
     project = Project(args.project)
     project.process_lock()  # held until the process ends

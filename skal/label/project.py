@@ -324,7 +324,10 @@ class Project:
         they write. The operating system releases it when the process dies,
         even by SIGKILL.
         """
-        from filelock import FileLock, Timeout
+        try:
+            from filelock import FileLock, Timeout
+        except ImportError:
+            raise LabelError("skal label needs its extra: pip install 'skal[label]'.") from None
 
         if self._file_lock is None:
             self._file_lock = FileLock(str(self.path / LOCK))
