@@ -294,11 +294,13 @@ async function assign(value) {
   const items = targets();
   const single = !view.selected.size;
   view.selected.clear();
-  await save(items, value, true);
-  if (single) {  // move on to the next tile without an answer
+  const saving = save(items, value, true);  // updates the tiles at once, then waits for the disk
+  if (single && (value.label || value.skip)) {
+    // Move on to the next tile without an answer now, so fast typing labels tile after tile.
     const next = view.items.findIndex((i, k) => k > view.focus && !i.label && !i.skipped);
     if (next >= 0) moveFocus(next);
   }
+  await saving;
 }
 
 async function undo() {
@@ -373,10 +375,16 @@ function clickTile(event, index) {
 }
 
 function onKey(event) {
-  if (event.target.tagName === "INPUT") return;
   const s = view.state;
   if (!s || !s.batch) return;
   const key = event.key;
+  const target = event.target;
+  if (target.tagName === "BUTTON" && (key === "Enter" || key === " ")) return;  // its own click
+  if (target.tagName === "INPUT") {
+    // Sliders and the checkbox keep their own keys; digits and Enter still label and submit.
+    if (target.type !== "range" && target.type !== "checkbox") return;
+    if (key.startsWith("Arrow") || key === " " || key === "Home" || key === "End") return;
+  }
   const cols = columns();
   const moves = {ArrowLeft: -1, ArrowRight: 1, ArrowUp: -cols, ArrowDown: cols};
   if (key in moves) {
