@@ -173,3 +173,29 @@ def test_explain_gives_each_strategy_its_own_score_and_rank():
     assert badge["ranks"] == [3]
     random = explain("random", None, X, [3, 1])
     assert random["scores"] is None and random["ranks"] == [1, 2] and random["guesses"] is None
+
+
+def test_query_and_its_explanation_share_one_pass_over_the_pool(tmp_path, monkeypatch):
+    from skal.estimator import ImageClassifier
+    from skal.label import loop
+
+    project, truth = make_project(tmp_path)
+    batch = advance(project)
+    project.record_answers([{"id": i, "label": truth[project.files[i]]} for i in batch["ids"]],
+                           "ana")
+    project.submit(0, "ana")
+    learner = loop.train(project)
+    pool_size = len(project.pool_ids())
+    sizes = []
+    original = ImageClassifier._map_batches
+
+    def counting(self, X, fn, axis=0):
+        sizes.append(len(X))
+        return original(self, X, fn, axis)
+
+    monkeypatch.setattr(ImageClassifier, "_map_batches", counting)
+    batch = loop.query_batch(project, learner)
+    assert batch["method"] == "badge" and batch["scores"] is not None
+    assert sizes.count(pool_size) == 1  # BADGE and the 'why' scores: one pass
+    # Outside the query, the network predicts afresh.
+    assert learner.estimator.predict_proba(project.images[:3]).shape == (3, 2)

@@ -13,6 +13,7 @@ labels and to write the results, so the server keeps answering meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import time
@@ -24,6 +25,61 @@ from skal.label.project import now
 from skal.label.why import explain
 
 __all__ = ["build_network", "load_network", "needs_training", "train", "query_batch", "advance"]
+
+
+class _OnePoolPass:
+    """Mixin: while :meth:`sharing_pass` is on, one forward pass over the pool serves all.
+
+    The query function and :func:`skal.label.why.explain` both need the
+    pool's probabilities and embeddings; without this the pool would go
+    through the network twice (the longer part of the wait between batches).
+    Only the very array given is served from the cache.
+    """
+
+    _pool_pass = None
+
+    @contextlib.contextmanager
+    def sharing_pass(self, X_pool):
+        self._pool_pass = [X_pool, None]
+        try:
+            yield
+        finally:
+            self._pool_pass = None
+
+    def _cached(self, X):
+        memo = self._pool_pass
+        if memo is None or X is not memo[0]:
+            return None
+        if memo[1] is None:
+            memo[1] = super().predict_proba_and_embed(X)
+        return memo[1]
+
+    def predict_proba_and_embed(self, X):
+        cached = self._cached(X)
+        return super().predict_proba_and_embed(X) if cached is None else cached
+
+    def predict_proba(self, X):
+        cached = self._cached(X)
+        return super().predict_proba(X) if cached is None else cached[0]
+
+    def embed(self, X):
+        cached = self._cached(X)
+        return super().embed(X) if cached is None else cached[1]
+
+
+def _network_classes():
+    from skal.estimator import ImageClassifier, LossPredictionClassifier
+
+    class LabelImageClassifier(_OnePoolPass, ImageClassifier):
+        """An ImageClassifier whose pool pass is shared by the query and its explanation."""
+
+    class LabelLossPredictionClassifier(_OnePoolPass, LossPredictionClassifier):
+        """A LossPredictionClassifier whose pool pass is shared likewise."""
+
+    return LabelImageClassifier, LabelLossPredictionClassifier
+
+
+_NETWORKS = None
 
 
 def build_network(config, callbacks=()):
@@ -43,11 +99,13 @@ def build_network(config, callbacks=()):
     -------
     ImageClassifier
     """
-    from skal.estimator import ImageClassifier, LossPredictionClassifier
     from skal.query import strategy_requirements
 
-    cls = (LossPredictionClassifier if "loss_head" in strategy_requirements(config["method"])
-           else ImageClassifier)
+    global _NETWORKS
+    if _NETWORKS is None:
+        _NETWORKS = _network_classes()
+    image, loss = _NETWORKS
+    cls = loss if "loss_head" in strategy_requirements(config["method"]) else image
     return cls(config["model"], n_classes=len(config["classes"]),
                n_channels=int(config["channels"]), dropout=float(config["dropout"]),
                max_epochs=int(config["epochs"]), lr=float(config["lr"]),
@@ -205,12 +263,14 @@ def query_batch(project, learner=None, progress=None):
     start = time.perf_counter()
     if learner is None:
         picked = random_sampling(None, X_pool, n, random_state=seed)
-        method, network, X_labeled = "random", None, None
+        method, network = "random", None
+        why = explain(method, network, X_pool, picked)
     else:
-        picked, _ = learner.query(X_pool, n_instances=n, random_state=seed)
         method, network, X_labeled = config["method"], learner.estimator, learner.X_training
+        with network.sharing_pass(X_pool):
+            picked, _ = learner.query(X_pool, n_instances=n, random_state=seed)
+            why = explain(method, network, X_pool, picked, X_labeled=X_labeled, seed=seed)
     picked = np.asarray(picked, dtype=np.int64)
-    why = explain(method, network, X_pool, picked, X_labeled=X_labeled, seed=seed)
     guesses = why.pop("guesses")
     batch = {"ids": pool[picked].tolist(), "files": [project.files[i] for i in pool[picked]],
              "method": method, "model_version": version, **why,
