@@ -41,6 +41,7 @@ import numpy as np
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "convert_color",
     "ImageFolder",
     "ImageFolderError",
     "file_sha256",
@@ -294,12 +295,12 @@ def load_image_folder(directory, size=64, *, color="auto", on_error="raise"):
         hashes = [hashes[i] for i in keep]
     else:
         want_gray = color == "grayscale"
-    images = np.stack([_convert(p, want_gray) for p in pixels]).astype(np.uint8, copy=False)
+    images = np.stack([convert_color(p, want_gray) for p in pixels]).astype(np.uint8, copy=False)
     return ImageFolder(images=images, files=kept, sha256=hashes, root=root, skipped=skipped)
 
 
-def _convert(arr, to_gray):
-    """One image (S, S) or (S, S, 3) as grayscale or RGB."""
+def convert_color(arr, to_gray):
+    """One image (S, S) or (S, S, 3), uint8, as grayscale (S, S) or RGB (S, S, 3)."""
     from PIL import Image
 
     if to_gray:

@@ -199,3 +199,35 @@ def test_query_and_its_explanation_share_one_pass_over_the_pool(tmp_path, monkey
     assert sizes.count(pool_size) == 1  # BADGE and the 'why' scores: one pass
     # Outside the query, the network predicts afresh.
     assert learner.estimator.predict_proba(project.images[:3]).shape == (3, 2)
+
+
+def test_renamed_moved_new_and_deleted_files(tmp_path):
+    from PIL import Image
+
+    project, truth = make_project(tmp_path, n=10)
+    project.teach({"a/img000.png": "dark", "a/img001.png": "bright"}, annotator="ana")
+    images = tmp_path / "images"
+    (images / "a" / "img000.png").rename(images / "renamed.png")
+    (images / "moved").mkdir()
+    (images / "a" / "img001.png").rename(images / "moved" / "img001.png")
+    (images / "a" / "img002.png").unlink()
+    Image.fromarray(np.full((12, 12), 77, np.uint8)).save(images / "new.png")
+
+    reopened = Project(project.path)
+    report = reopened.sync_images()
+    assert sorted(report["renamed"]) == [("a/img000.png", "renamed.png"),
+                                         ("a/img001.png", "moved/img001.png")]
+    assert report["added"] == ["new.png"] and report["missing"] == ["a/img002.png"]
+    assert reopened.label_of(reopened.item_id("renamed.png")) == "dark"
+    assert reopened.item_id("renamed.png") == 0 and reopened.item_id("moved/img001.png") == 1
+    assert reopened.holdout[0] == project.holdout[0]
+    new = reopened.item_id("new.png")
+    assert new == 10 and (reopened.images[new] == 77).all()
+    # What was written is what a fresh open reads; a second sync changes nothing.
+    again = Project(project.path)
+    assert again.files == reopened.files and again.images.shape == (11, 12, 12)
+    assert again.sync_images() == {"renamed": [], "added": [], "missing": ["a/img002.png"],
+                                   "skipped": []}
+    report = again.teach({"renamed.png": "dark"}, annotator="ana")
+    assert report["unchanged"] == 1 and report["conflicts"] == []
+    assert ",renamed.png," in again.export_csv()

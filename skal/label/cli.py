@@ -153,6 +153,23 @@ def _write(text, out):
         Path(out).write_text(text, encoding="utf-8")
 
 
+def _sync(project):
+    """Follow changes of the images folder and say what changed (see Project.sync_images)."""
+    report = project.sync_images()
+    if report["renamed"]:
+        print(f"{len(report['renamed'])} renamed or moved file(s) keep their labels (matched "
+              f"by content), e.g. {report['renamed'][0][0]} -> {report['renamed'][0][1]}",
+              file=sys.stderr)
+    if report["added"]:
+        print(f"{len(report['added'])} new image(s) added to the project", file=sys.stderr)
+    if report["skipped"]:
+        print(f"{len(report['skipped'])} new file(s) could not be read and were left out, e.g. "
+              f"{report['skipped'][0]}", file=sys.stderr)
+    if report["missing"]:
+        print(f"{len(report['missing'])} file(s) are gone from the images folder; their stored "
+              f"pixels are used, e.g. {report['missing'][0]}", file=sys.stderr)
+
+
 def _init(args):
     from skal.label.project import create_project
 
@@ -189,6 +206,7 @@ def _serve(args):
 
     project = Project(args.project)
     project.process_lock()  # held until the process ends
+    _sync(project)
     token = args.token or new_token()
     app = create_app(project, annotator=args.annotator, host=args.host, port=args.port,
                      token=token, allow_hosts=args.allow_host)
@@ -208,6 +226,8 @@ def _query(args):
 
     project = Project(args.project)
     with project.process_lock():
+        _sync(project)
+
         def progress(stage, fraction, _seen=set()):
             if stage not in _seen:
                 _seen.add(stage)
@@ -238,6 +258,7 @@ def _teach(args):
     project = Project(args.project)
     labels = read_labels_csv(args.labels, project.classes)
     with project.process_lock():
+        _sync(project)
         with project.lock:
             report = project.teach(labels, annotator=args.annotator, overwrite=args.overwrite)
     print(f"imported {report['added']} new label(s); {report['unchanged']} unchanged"

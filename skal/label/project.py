@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from skal.image_folder import load_image_folder, read_labels_csv
+from skal.image_folder import (ImageFolderError, convert_color, file_sha256, list_image_files,
+                               load_image_folder, read_image, read_labels_csv)
 from skal.label.store import append_jsonl, atomic_write_bytes, atomic_write_text, read_jsonl
 
 __all__ = ["Project", "LabelError", "ProjectBusyError", "create_project", "DEFAULTS", "now"]
@@ -226,15 +227,7 @@ def create_project(path, *, classes=None, images=None, medmnist=None, split="tra
 
     path.mkdir(parents=True, exist_ok=True)
     (path / MODEL_DIR).mkdir(exist_ok=True)
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(X, dtype=np.uint8))
-    atomic_write_bytes(path / IMAGES, buf.getvalue())
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["id", "file", "sha256", "holdout"])
-    for i, (f, h) in enumerate(zip(files, hashes)):
-        writer.writerow([i, f, h, int(_holdout_side(h, config["holdout"]))])
-    atomic_write_text(path / ITEMS, out.getvalue())
+    _write_items(path, X, files, hashes, config["holdout"])
     # project.json last: a folder without it is not a project (an init cut short).
     atomic_write_text(path / CONFIG, json.dumps(config, indent=2) + "\n")
     project = Project(path)
@@ -242,6 +235,19 @@ def create_project(path, *, classes=None, images=None, medmnist=None, split="tra
         with project.lock:
             project.teach(initial, annotator=annotator, source="init")
     return project, skipped
+
+
+def _write_items(path, images, files, hashes, holdout):
+    """Write ``images.npy`` and ``items.csv`` (atomically, images first)."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(images, dtype=np.uint8))
+    atomic_write_bytes(path / IMAGES, buf.getvalue())
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["id", "file", "sha256", "holdout"])
+    for i, (f, h) in enumerate(zip(files, hashes)):
+        writer.writerow([i, f, h, int(_holdout_side(h, holdout))])
+    atomic_write_text(path / ITEMS, out.getvalue())
 
 
 def _check_requirements(config):
@@ -394,6 +400,69 @@ class Project:
                 skipped += 1
         return {"per_class": counts, "skipped": skipped, "labeled": sum(counts.values()),
                 "held_out": held, "items": self.n_items}
+
+    # -- the images folder changing ----------------------------------------------
+    def sync_images(self):
+        """Follow renamed, moved, new and deleted files of the images folder.
+
+        An item is its content: a file name that is new to the project but
+        whose SHA-256 matches an item whose file is gone is that item, renamed
+        or moved, and keeps its id, labels and held-out side. Other new files
+        become new items (read at the project's size and colour mode). Items
+        whose file is gone stay, with the pixels stored in ``images.npy``.
+        Only a folder project changes; call it holding the process lock.
+
+        Returns
+        -------
+        dict
+            ``renamed`` (list of (old, new)), ``added`` (list of file names),
+            ``missing`` (list of file names), ``skipped`` (unreadable new files).
+        """
+        report = {"renamed": [], "added": [], "missing": [], "skipped": []}
+        root = self.config.get("source", {}).get("images")
+        if root is None or not Path(root).is_dir():
+            return report
+        root = Path(root)
+        current = list_image_files(root)
+        known = set(self.files)
+        new = [f for f in current if f not in known]
+        present = set(current)
+        gone = [i for i, f in enumerate(self.files) if f not in present]
+        if not new:
+            report["missing"] = [self.files[i] for i in gone]
+            return report
+        by_hash = {}
+        for i in gone:
+            by_hash.setdefault(self.sha256[i], []).append(i)
+        files, hashes = list(self.files), list(self.sha256)
+        added_pixels = []
+        for name in new:
+            digest = file_sha256(root / name)
+            if by_hash.get(digest):
+                item = by_hash[digest].pop(0)
+                report["renamed"].append((files[item], name))
+                files[item] = name
+                continue
+            try:
+                pixels, _ = read_image(root / name, int(self.config["size"]))
+            except ImageFolderError:
+                report["skipped"].append(name)
+                continue
+            added_pixels.append(convert_color(pixels, int(self.config["channels"]) == 1))
+            files.append(name)
+            hashes.append(digest)
+            report["added"].append(name)
+        report["missing"] = [files[i] for ids in by_hash.values() for i in ids]
+        if not report["renamed"] and not report["added"]:
+            return report
+        images = self.images
+        if added_pixels:
+            images = np.concatenate([images, np.stack(added_pixels).astype(np.uint8)])
+        _write_items(self.path, images, files, hashes, self.config["holdout"])
+        self.images, self.files, self.sha256 = images, files, hashes
+        self.holdout = np.array([_holdout_side(h, self.config["holdout"]) for h in hashes])
+        self._by_file = {f: i for i, f in enumerate(files)}
+        return report
 
     # -- batches ----------------------------------------------------------------
     def open_batch(self):
