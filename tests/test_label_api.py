@@ -235,7 +235,7 @@ def test_non_loopback_needs_token(tmp_path):
     assert client.get("/api/state", headers={"Host": "127.0.0.1:8765"}).status_code == 403
     r = client.get("/?token=secret")
     assert r.status_code == 200
-    assert "skal_token=secret" in r.headers["set-cookie"]
+    assert "skal_token_8765=secret" in r.headers["set-cookie"]
     assert "samesite=strict" in r.headers["set-cookie"].lower()
     assert client.get("/api/state").status_code == 200  # the cookie now
     client.cookies.clear()

@@ -203,6 +203,8 @@ def create_app(project, *, annotator, host="127.0.0.1", port=8765, token=None,
     app = FastAPI(title="skal label", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.project, app.state.worker, app.state.token = project, worker, token
 
+    cookie = f"skal_token_{port}"  # cookies ignore ports: one name per server
+
     def token_ok(value):
         return bool(value) and secrets.compare_digest(str(value), token)
 
@@ -216,7 +218,7 @@ def create_app(project, *, annotator, host="127.0.0.1", port=8765, token=None,
         query_token = request.query_params.get("token")
         header_token = request.headers.get("x-skal-token")
         authorised = (token_ok(query_token) or token_ok(header_token)
-                      or token_ok(request.cookies.get("skal_token")))
+                      or token_ok(request.cookies.get(cookie)))
         if require_token and not authorised:
             return PlainTextResponse(
                 "this server needs its token: open the URL printed by `skal label serve` "
@@ -231,7 +233,7 @@ def create_app(project, *, annotator, host="127.0.0.1", port=8765, token=None,
                     status_code=403)
         response = await call_next(request)
         if require_token and token_ok(query_token):
-            response.set_cookie("skal_token", token, httponly=True, samesite="strict")
+            response.set_cookie(cookie, token, httponly=True, samesite="strict")
         response.headers.setdefault("Content-Security-Policy", _CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
