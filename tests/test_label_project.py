@@ -231,3 +231,37 @@ def test_renamed_moved_new_and_deleted_files(tmp_path):
     report = again.teach({"renamed.png": "dark"}, annotator="ana")
     assert report["unchanged"] == 1 and report["conflicts"] == []
     assert ",renamed.png," in again.export_csv()
+
+
+@pytest.mark.parametrize("method", sorted(__import__("skal.query").query.STRATEGIES))
+def test_every_strategy_queries_and_explains(tmp_path, method):
+    from skal.label.why import SCORES
+
+    project, truth = make_project(tmp_path, n=24, batch=3, method=method)
+    batch = advance(project)
+    project.record_answers([{"id": i, "label": truth[project.files[i]]} for i in batch["ids"]],
+                           "ana")
+    project.submit(0, "ana")
+    batch = advance(project)
+    assert batch["method"] == method and len(batch["ids"]) == 3
+    assert len(set(batch["ids"])) == 3 and batch["pool_size"] == 24 - 3
+    assert all(1 <= r <= 21 for r in batch["ranks"])
+    assert batch["guesses"] is not None and all(g in CLASSES for g in batch["guesses"])
+    if method == "random":
+        assert batch["scores"] is None and batch["ranks"] == [1, 2, 3]
+    else:
+        assert batch["score_name"] == SCORES[method].name
+        assert all(np.isfinite(batch["scores"]))
+
+
+def test_explain_keeps_json_finite():
+    from skal.label.why import SCORES, Score
+
+    SCORES["_test_inf"] = Score("inf", "test", True, lambda *a: np.array([np.inf, 1.0, 0.5]))
+    try:
+        why = explain("_test_inf", _FixedNetwork([[0.5, 0.5]] * 3), np.zeros((3, 4, 4), np.uint8),
+                      [0, 2])
+    finally:
+        del SCORES["_test_inf"]
+    assert why["scores"] == [None, 0.5] and why["ranks"] == [1, 3]
+    json.dumps(why, allow_nan=False)

@@ -124,7 +124,8 @@ def explain(method, network, X_pool, picked, X_labeled=None, seed=0):
     Returns
     -------
     dict
-        ``score_name``, ``description``, ``scores`` (B floats or None),
+        ``score_name``, ``description``, ``scores`` (B floats, None for a
+        non-finite score; or None for a random draw),
         ``ranks`` (B ints, 1 = most informative), ``pool_size``, ``guesses``
         (B class indices or None) and ``confidences`` (B floats or None).
     """
@@ -147,7 +148,9 @@ def explain(method, network, X_pool, picked, X_labeled=None, seed=0):
                                       np.asarray(emb, dtype=np.float32), seed), dtype=np.float64)
     ranks = rankdata(-values if score.higher_first else values, method="min")
     result.update(score_name=score.name, description=score.description,
-                  scores=[float(round(v, 6)) for v in values[picked]],
+                  # JSON has no infinity (TypiClust gives +inf to exact duplicates): None.
+                  scores=[float(round(v, 6)) if np.isfinite(v) else None
+                          for v in values[picked]],
                   ranks=[int(r) for r in ranks[picked]],
                   guesses=proba[picked].argmax(axis=1).tolist(),
                   confidences=proba[picked].max(axis=1).round(4).tolist())
