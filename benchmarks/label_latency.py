@@ -10,13 +10,15 @@ submits it and polls ``/api/state`` every 50 ms until the next batch is open.
 
 Reported per round: the wall time from the submit request to the next batch
 being available, and its parts from the project's own records (training
-seconds from ``model/model.json``, query seconds from ``batches.jsonl``). The
+seconds from ``model/model.json``, query seconds from ``batches.jsonl``),
+plus the server process's CPU seconds (on a shared machine the wall time
+grows with the load; CPU seconds / threads is the time on idle cores). The
 page itself polls every 0.5 s while the model trains, so it shows the batch
 at most about 0.5 s later than measured here.
 
 Usage::
 
-    python benchmarks/label_latency.py [--labels 1000] [--pool 3000] [--rounds 3]
+    python benchmarks/label_latency.py [--labels 1000] [--pool 3000] [--rounds 3] [--epochs N]
 """
 
 from __future__ import annotations
@@ -64,6 +66,15 @@ def make_folder(root, n, size, seed=0):
     return truth
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process so far (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def request(port, path, body=None):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
@@ -81,13 +92,16 @@ def main():
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs per round (default: the project default)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         truth = make_folder(tmp / "images", args.pool, args.size)
         project, _ = create_project(tmp / "project", images=tmp / "images", classes=CLASSES,
-                                    size=args.size, model="small_cnn", method="badge", batch=20)
+                                    size=args.size, model="small_cnn", method="badge", batch=20,
+                                    epochs=args.epochs)
         config = project.config
         files = sorted(truth)
         rng = np.random.default_rng(1)
@@ -122,7 +136,7 @@ def main():
                 request(args.port, "/api/answers", {"round": batch["round"], "answers": [
                     {"id": it["id"], "label": truth[it["file"]]} for it in batch["items"]]})
                 labeled = state["counts"]["labeled"] + len(batch["items"])
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), cpu_seconds(server.pid)
                 request(args.port, "/api/submit", {"round": batch["round"]})
                 while True:
                     state = request(args.port, "/api/state")
@@ -130,23 +144,30 @@ def main():
                         break
                     time.sleep(0.05)
                 elapsed = time.perf_counter() - start
+                cpu_end = cpu_seconds(server.pid)
+                cpu = None if cpu_start is None or cpu_end is None else cpu_end - cpu_start
                 meta = json.loads((tmp / "project" / "model" / "model.json").read_text())
                 last = [json.loads(line) for line in
                         (tmp / "project" / "batches.jsonl").read_text().splitlines()
                         if '"type": "batch"' in line][-1]
-                rows.append((labeled, elapsed, meta["train_seconds"], last["query_seconds"]))
+                rows.append((labeled, elapsed, meta["train_seconds"], last["query_seconds"], cpu))
                 print(f"round {batch['round']}: {labeled} labels ({meta['n_train']} trained on): "
                       f"submit -> next batch {elapsed:.2f} s (training {meta['train_seconds']:.2f} "
-                      f"s, query+why {last['query_seconds']:.2f} s)", flush=True)
+                      f"s, query+why {last['query_seconds']:.2f} s); server CPU "
+                      f"{'n/a' if cpu is None else f'{cpu:.1f} s'}", flush=True)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
     median = statistics.median(r[1] for r in rows)
+    cpus = [r[4] for r in rows if r[4] is not None]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nsmall_cnn {args.size}x{args.size}, method badge, batch 20, "
           f"{config['epochs']} warm-start epochs, pool {args.pool}, {args.labels}+ labels, "
           f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()}): median submit -> next batch "
-          f"{median:.2f} s over {len(rows)} rounds")
+          f"{median:.2f} s over {len(rows)} rounds"
+          + (f"; server CPU per round (median) {statistics.median(cpus):.1f} s" if cpus else "")
+          + f"; 1-minute load average at the end {load:.1f}")
 
 
 if __name__ == "__main__":
