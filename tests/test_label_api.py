@@ -291,3 +291,28 @@ def test_server_answers_while_the_model_trains(tmp_path):
         time.sleep(0.05)
     assert "training" in stages and len(latencies) >= 5
     assert max(latencies) < 1.0, latencies
+
+
+def test_a_failed_retraining_is_shown_and_can_be_retried(tmp_path, monkeypatch):
+    from skal.label import server as server_module
+
+    project, truth = make_project(tmp_path)
+    client = TestClient(create_app(project, annotator="ana", port=8765), base_url=BASE)
+    wait_for(lambda: client.get("/api/state").json()["batch"], what="first batch")
+    assert client.post("/api/retry", headers=ORIGIN).status_code == 409  # a batch is open
+    _answer_all(client, project, truth)
+    real_advance = server_module.advance
+
+    def failing(project, progress=None):
+        raise MemoryError("out of memory while training")
+
+    monkeypatch.setattr(server_module, "advance", failing)
+    client.post("/api/submit", json={"round": 0}, headers=ORIGIN)
+    state = wait_for(lambda: (s := client.get("/api/state").json())["worker"]["stage"] == "error"
+                     and s, what="the error")
+    assert state["worker"]["message"] == "MemoryError: out of memory while training"
+    assert state["batch"] is None and state["counts"]["labeled"] == 6  # labels untouched
+    monkeypatch.setattr(server_module, "advance", real_advance)
+    assert client.post("/api/retry", headers=ORIGIN).status_code == 202
+    state = wait_for(lambda: (s := client.get("/api/state").json())["batch"] and s, what="batch 1")
+    assert state["batch"]["round"] == 1 and state["worker"]["stage"] == "idle"

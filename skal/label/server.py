@@ -8,6 +8,7 @@ Endpoints
 ``GET /api/items/{id}/image``   one image as PNG, by item id only
 ``POST /api/answers``           save answers to the open batch (durable before the reply)
 ``POST /api/submit``            close the batch; the worker retrains and queries the next one
+``POST /api/retry``             start the worker again after it failed
 ``GET /api/curve.svg``          the held-out learning curve
 ``GET /api/export.csv``, ``GET /api/export.jsonl``   every current answer with provenance
 
@@ -284,6 +285,16 @@ def create_app(project, *, annotator, host="127.0.0.1", port=8765, token=None,
             batch = project.submit(body.round, annotator)
         worker.start()
         return {"submitted": batch["round"], "worker": worker.status()}
+
+    @app.post("/api/retry", status_code=202)
+    def retry():
+        """Start training and querying again after a failure (the page's Retry button)."""
+        with project.lock:
+            if project.open_batch() is not None:
+                raise LabelError("a batch is open; there is nothing to retry.", status=409)
+        if not worker.start():
+            raise LabelError("the model is already training or querying.", status=409)
+        return {"worker": worker.status()}
 
     @app.get("/api/curve.svg")
     def curve():

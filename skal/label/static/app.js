@@ -116,9 +116,9 @@ function buildGrid() {
     answer.className = "answer";
     const why = document.createElement("div");
     why.className = "why";
-    why.textContent = item.score === null || item.score === undefined ?
-      `${batch.score_name} · #${item.rank}` :
-      `${batch.score_name} ${formatScore(item.score)} · rank ${item.rank} of ${batch.pool_size}`;
+    why.textContent = batch.method === "random" ? `${batch.score_name} · #${item.rank}` :
+      `${batch.score_name} ${item.score === null ? "n/a" : formatScore(item.score)} · ` +
+      `rank ${item.rank} of ${batch.pool_size}`;
     const guess = document.createElement("div");
     guess.className = "guess";
     const saved = document.createElement("span");
@@ -180,6 +180,7 @@ function renderHeader() {
   worker.classList.toggle("error", w.stage === "error");
   worker.textContent = w.stage === "idle" ? "" : w.stage === "error" ? `retraining failed: ${w.message}` :
     `${w.stage}…`;
+  $("retry").hidden = w.stage !== "error";
   const bar = $("worker-bar");
   bar.hidden = !(w.stage === "training" || w.stage === "querying");
   bar.value = w.fraction || 0;
@@ -425,6 +426,10 @@ function start() {
   $("show-guess").checked = false;  // off by default: a shown guess anchors the annotator
   $("show-guess").addEventListener("change", (e) => { view.showGuess = e.target.checked; refresh(); });
   $("undo").addEventListener("click", undo);
+  $("retry").addEventListener("click", async () => {
+    try { await api("/api/retry", {}); say(""); } catch (e) { say(`Retry failed: ${e.message}`, true); }
+    schedule(200);
+  });
   $("submit").addEventListener("click", submit);
   $("export-csv").href = withToken("/api/export.csv");
   $("export-jsonl").href = withToken("/api/export.jsonl");
