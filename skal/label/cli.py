@@ -32,7 +32,7 @@ def _default_annotator():
 def _add_commands(commands):
     """Add init, serve, query, teach, status and export to a sub-command group."""
     from skal.label.project import DEFAULTS
-    from skal.query import STRATEGIES
+    from skal.registry import METHODS, MODELS  # names only: `skal --help` stays fast
 
     init = commands.add_parser(
         "init", help="create a labeling project from a folder of images (or a MedMNIST split)",
@@ -49,11 +49,11 @@ def _add_commands(commands):
                            "taken from MedMNIST with --medmnist")
     init.add_argument("--labels", type=Path, metavar="CSV",
                       help="labels you already have: a CSV with columns file,label")
-    init.add_argument("--method", default=DEFAULTS["method"], choices=sorted(STRATEGIES),
+    init.add_argument("--method", default=DEFAULTS["method"], choices=sorted(METHODS),
                       help="query method (default: %(default)s)")
     init.add_argument("--batch", type=int, default=DEFAULTS["batch"],
                       help="images per batch (default: %(default)s)")
-    init.add_argument("--model", default=DEFAULTS["model"], choices=["small_cnn", "resnet18"],
+    init.add_argument("--model", default=DEFAULTS["model"], choices=sorted(MODELS),
                       help="network (default: %(default)s)")
     init.add_argument("--size", type=int, default=None,
                       help=f"image side the model sees, in pixels (default: {DEFAULTS['size']}; "
