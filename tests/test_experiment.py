@@ -463,3 +463,19 @@ def test_verbose_prints_a_line_per_cycle(breast, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["cycle 1", "cycle 2"]
     assert "10 labeled, acc " in lines[0]
+
+
+def test_a_checkpoint_from_before_a_new_parameter_loads_while_it_is_at_its_default(breast, tmp_path):
+    import pickle as pkl
+
+    X, y, _, _ = breast
+    make_al(checkpoint_dir=tmp_path, n_cycles=2).fit(X, y)
+    path = tmp_path / "checkpoint.pkl"
+    state = pkl.loads(path.read_bytes())
+    # As an older skal wrote it: without the estimator's min_epoch_size.
+    del state["fingerprint"]["params"]["estimator__min_epoch_size"]
+    path.write_bytes(pkl.dumps(state))
+    assert make_al(checkpoint_dir=tmp_path, n_cycles=2).fit(X, y).n_resumed_cycles_ == 2
+    with pytest.raises(CheckpointMismatchError, match="estimator__min_epoch_size differ"):
+        make_al(checkpoint_dir=tmp_path, n_cycles=2,
+                estimator=small_net(min_epoch_size=64)).fit(X, y)
