@@ -43,7 +43,7 @@ def test_init_writes_plain_files(tmp_path):
     ({"classes": ["a", "skip"]}, "unsure/skip"),
     ({"classes": CLASSES, "batch": 0}, "--batch must be an integer >= 1"),
     ({"classes": CLASSES, "holdout": 1.0}, "--holdout"),
-    ({"classes": CLASSES, "method": "bald", "dropout": 0.0}, "MC dropout"),
+    ({"classes": CLASSES, "method": "bald", "dropout": 0.0}, "MC-dropout"),
 ])
 def test_init_refuses_bad_settings(tmp_path, kwargs, message):
     folder, _ = make_image_folder(tmp_path, n=4)
