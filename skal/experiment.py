@@ -126,9 +126,13 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         query_size))``. The study's SCAL scores the whole pool: the presets
         give it None.
     warm_start : bool, default=True
-        Set on the estimator (when it has that parameter): True continues
-        training from the previous cycle's weights, as the study does; False
-        retrains from fresh weights each cycle.
+        Set on an estimator that has this parameter and knows the task's
+        classes up front (a ``classes`` parameter, as skal's networks have):
+        True continues training from the previous cycle's weights, as the
+        study does; False retrains from fresh weights each cycle. Other
+        estimators keep their own ``warm_start`` (a scikit-learn classifier
+        sized by the labels it was trained on cannot continue once a query
+        brings a new class).
     random_state : int, RandomState or None, default=None
         Seeds the initial set and each query; cycle ``c``'s query seed is
         derived from ``(random_state, c)`` alone (``np.random.SeedSequence``),
@@ -361,7 +365,11 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         net = final_step(estimator)
         prefix = f"{estimator.steps[-1][0]}__" if net is not estimator else ""
         updates = {}
-        if f"{prefix}warm_start" in params:
+        # Only an estimator that knows every class up front (skal's networks take
+        # `classes`) can continue across cycles: a scikit-learn classifier sized
+        # by its training labels (LogisticRegression...) fails to warm-start once
+        # a query brings a class it has not seen, so it refits each cycle.
+        if f"{prefix}warm_start" in params and f"{prefix}classes" in params:
             updates[f"{prefix}warm_start"] = bool(self.warm_start)
         if f"{prefix}random_state" in params and params[f"{prefix}random_state"] is None:
             updates[f"{prefix}random_state"] = _cycle_seed(entropy, 0, _ESTIMATOR)
