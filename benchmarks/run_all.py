@@ -207,7 +207,8 @@ def select_grid(args):
         raise UsageError("--jobs is for joblib on this machine; on Dask the cluster's workers "
                          "run the cells (use --dask-workers N for a local cluster of N).")
     try:
-        check_settings(epochs=args.epochs, dropout=args.dropout, device=args.device)
+        check_settings(epochs=args.epochs, budget=args.budget, cycles=args.cycles,
+                       dropout=args.dropout, device=args.device)
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
     return methods, datasets, seeds, root

@@ -124,8 +124,8 @@ def build_run_parser(prog="main.py"):
 
 
 def _check_args(args, check_settings):
-    check_settings(trials=args.trials, epochs=args.epochs, dropout=args.dropout,
-                   device=args.device, seed=args.seed)
+    check_settings(trials=args.trials, epochs=args.epochs, budget=args.budget,
+                   cycles=args.cycles, dropout=args.dropout, device=args.device, seed=args.seed)
     if args.trials is not None:
         check_settings(seed=args.seed + args.trials - 1)
 

@@ -54,12 +54,13 @@ class SettingsError(ValueError):
     """Bad settings found before any training (on the command line: one line, exit status 2)."""
 
 
-def check_settings(*, trials=None, epochs=None, dropout=None, device="auto", seed=None):
+def check_settings(*, trials=None, epochs=None, budget=None, cycles=None, dropout=None,
+                   device="auto", seed=None):
     """Refuse settings that the experiment would only reject mid-run (or with a traceback).
 
     Parameters
     ----------
-    trials, epochs : int, optional
+    trials, epochs, budget, cycles : int, optional
         At least 1 when given.
     dropout : float, optional
         In [0, 1) when given.
@@ -73,10 +74,10 @@ def check_settings(*, trials=None, epochs=None, dropout=None, device="auto", see
     SettingsError
         With a one-line message naming the command-line option.
     """
-    if trials is not None and trials < 1:
-        raise SettingsError(f"--trials must be at least 1, got {trials}.")
-    if epochs is not None and epochs < 1:
-        raise SettingsError(f"--epochs must be at least 1, got {epochs}.")
+    for option, value in (("--trials", trials), ("--epochs", epochs), ("--budget", budget),
+                          ("--cycles", cycles)):
+        if value is not None and value < 1:
+            raise SettingsError(f"{option} must be at least 1, got {value}.")
     if dropout is not None and not 0 <= dropout < 1:
         raise SettingsError(f"--dropout must be in [0, 1), got {dropout}.")
     if seed is not None and not 0 <= seed < 2**32:
@@ -381,7 +382,8 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
     """
     preset = get_preset(preset)
     info = dataset_info(dataset)
-    check_settings(epochs=epochs, dropout=dropout, device=device, seed=seed)
+    check_settings(epochs=epochs, budget=budget, cycles=cycles, dropout=dropout, device=device,
+                   seed=seed)
     if data is None:
         data = load_data(info.flag, root=root, verify=verify, download=download,
                          eval_split=preset.eval_split)

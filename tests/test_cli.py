@@ -152,7 +152,8 @@ def one_line_error(capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--budget", "300"], "The budget exceeds the pool"),
-    (["--budget", "0"], "query_size must be a positive integer"),
+    (["--budget", "0"], "--budget must be at least 1, got 0."),
+    (["--cycles", "0"], "--cycles must be at least 1, got 0."),
     (["--trials", "0"], "--trials must be at least 1"),
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
