@@ -2,8 +2,8 @@
 
 The input is the CSV that ``benchmarks/run_all.py`` writes: one row per cycle
 of each (method, dataset, seed) cell, with the columns
-``method, dataset, seed, cycle, n_labeled, acc, auc, train_seconds,
-query_seconds``. For each dataset the report gives
+:data:`skal.results.RESULT_COLUMNS` (files written before ``test_loss`` and
+``query_cpu_seconds`` existed are read too). For each dataset the report gives
 
 - ``curves_<dataset>.png``: ACC and AUC against the labeled count, mean with
   a band of one standard deviation over seeds, one line per method
@@ -47,7 +47,7 @@ from scipy import stats
 
 # The grid's curves are scored exactly as skal's GridSearchCV scorer scores them.
 from skal.metrics import budget_curve_area
-from skal.results import FAILURE_COLUMNS, NUMBER_COLUMNS, RESULT_COLUMNS
+from skal.results import FAILURE_COLUMNS, LATER_COLUMNS, NUMBER_COLUMNS, RESULT_COLUMNS
 
 __all__ = [
     "BASELINE",
@@ -75,8 +75,9 @@ __all__ = [
     "write_report",
 ]
 
-#: Columns the results CSV must have (skal's one result schema).
-REQUIRED_COLUMNS = RESULT_COLUMNS
+#: Columns the results CSV must have: skal's one result schema, less the
+#: columns added later (a file without them reads as NaN there).
+REQUIRED_COLUMNS = tuple(c for c in RESULT_COLUMNS if c not in LATER_COLUMNS)
 #: One row per value of these; a duplicate is a rerun, and the last one is kept.
 KEY_COLUMNS = ("method", "dataset", "seed", "cycle")
 #: The method every other is compared with.
@@ -140,7 +141,7 @@ def validate_results(df):
         )
     if len(df) == 0:
         raise ValueError("results have no rows: nothing to report.")
-    df = df.loc[:, list(REQUIRED_COLUMNS)].copy()
+    df = df.reindex(columns=list(RESULT_COLUMNS))  # LATER_COLUMNS absent: NaN
     for column in ("method", "dataset"):
         if df[column].isna().any():
             raise ValueError(f"column {column!r} has empty values.")

@@ -117,6 +117,9 @@ def build_parser(prog="run_all.py"):
                            "budget of each dataset)")
     over.add_argument("--model", choices=list(registry.MODELS), help="backbone")
     over.add_argument("--dropout", type=float, metavar="P", help="dropout before the head")
+    over.add_argument("--weight", dest="loss_weight", type=float, metavar="W",
+                      help="ranking loss's weight of LL4AL and SCAL (default: the preset's, "
+                           "1.0)")
     over.add_argument("--device", default="auto",
                       help="'auto' (CUDA when available), 'cpu', 'cuda'... (default auto)")
 
@@ -207,7 +210,8 @@ def select_grid(args):
         raise UsageError("--jobs is for joblib on this machine; on Dask the cluster's workers "
                          "run the cells (use --dask-workers N for a local cluster of N).")
     try:
-        check_settings(epochs=args.epochs, dropout=args.dropout, device=args.device)
+        check_settings(epochs=args.epochs, dropout=args.dropout, device=args.device,
+                       loss_weight=args.loss_weight)
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
     return methods, datasets, seeds, root
@@ -469,7 +473,8 @@ def main(argv=None, prog=None):
     to_run = [cell for cell in cells if cell[1] not in data_errors]
     settings = dict(preset=args.preset, out=str(work_dir), epochs=args.epochs,
                     budget=args.budget, cycles=args.cycles, model=args.model,
-                    dropout=args.dropout, device=args.device, root=str(root),
+                    dropout=args.dropout, loss_weight=args.loss_weight, device=args.device,
+                    root=str(root),
                     verify=args.verify, download=False)
     status = EXIT_OK
     try:

@@ -69,6 +69,10 @@ def _add_run_arguments(parser):
     parser.add_argument("--dropout", type=float, metavar="P",
                         help="dropout before the head (default 0, the study's network; "
                              "methods needing MC dropout get the preset's 0.3)")
+    parser.add_argument("--weight", dest="loss_weight", type=float, metavar="W",
+                        help="weight of LL4AL's and SCAL's ranking loss against the "
+                             "classification loss (default: the preset's, 1.0, the study's "
+                             "--weight); other methods ignore it")
     parser.add_argument("--device", default="auto",
                         help="'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:1'...")
     parser.add_argument("--root", metavar="DIR",
@@ -122,7 +126,7 @@ def build_run_parser(prog="main.py"):
 
 def _check_args(args, check_settings):
     check_settings(trials=args.trials, epochs=args.epochs, dropout=args.dropout,
-                   device=args.device, seed=args.seed)
+                   device=args.device, seed=args.seed, loss_weight=args.loss_weight)
     if args.trials is not None:
         check_settings(seed=args.seed + args.trials - 1)
 
@@ -151,7 +155,8 @@ def _run(args, err):
         experiment = runner.run_trial(
             args.method, info.flag, seed, preset=preset, out=args.out, epochs=args.epochs,
             budget=args.budget, cycles=args.cycles, model=args.model, dropout=args.dropout,
-            device=args.device, data=data, progress=not quiet, callbacks=[folder])
+            loss_weight=args.loss_weight, device=args.device, data=data, progress=not quiet,
+            callbacks=[folder])
         folder.refresh()  # also covers cycles loaded from the checkpoint
         if experiment.n_resumed_cycles_ == experiment.n_cycles:
             loaded += 1

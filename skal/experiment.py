@@ -39,7 +39,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from skal.callbacks import Checkpoint, KeepModels, PrintCycle
 from skal.exceptions import CheckpointMismatchError, ExperimentConfigError
-from skal.metrics import budget_curve_area, evaluate, infer_task, resolve_task
+from skal.metrics import budget_curve_area, cross_entropy, evaluate, infer_task, resolve_task
 from skal.query import (check_generator, check_requirements, draw_subsample, final_step,
                         get_query_strategy, subsample_size)
 
@@ -167,9 +167,11 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
     learning_curve_ : list of dict
         One record per cycle, in order, with keys ``cycle`` (1-based),
         ``n_labeled`` (items trained on), ``train_seconds``,
-        ``query_seconds`` and ``queried`` (list of int: indices into ``X``
+        ``query_seconds``, ``query_cpu_seconds`` (the process's CPU time,
+        all threads) and ``queried`` (list of int: indices into ``X``
         queried after this cycle's training and labeled for the next; empty
-        and 0.0 after the last training), plus ``acc`` and ``auc`` on the
+        and 0.0 after the last training), plus ``acc``, ``auc`` and
+        ``test_loss`` (:func:`~skal.metrics.cross_entropy`) on the
         evaluation set when one was given.
     labeled_indices_ : ndarray of shape (n_labeled,), int64
         Indices into ``X`` of the final labeled set, in labeling order
@@ -386,14 +388,17 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             record = {"cycle": cycle + 1, "n_labeled": int(len(labeled)),
                       "train_seconds": time.perf_counter() - start}
             if X_eval is not None:
-                scores = evaluate(y_eval, estimator.predict_proba(X_eval), self.task_)
-                record.update(acc=float(scores.ACC), auc=float(scores.AUC))
+                proba = estimator.predict_proba(X_eval)
+                scores = evaluate(y_eval, proba, self.task_)
+                record.update(acc=float(scores.ACC), auc=float(scores.AUC),
+                              test_loss=cross_entropy(y_eval, proba, self.task_))
 
             pending = np.empty(0, dtype=np.int64)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             if not last:
                 pending = self._query(strategy, X, labeled, cycle, self.entropy_)
             record["query_seconds"] = time.perf_counter() - start if not last else 0.0
+            record["query_cpu_seconds"] = time.process_time() - cpu_start if not last else 0.0
             record["queried"] = pending.tolist()
 
             curve.append(record)

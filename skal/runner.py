@@ -52,7 +52,8 @@ class SettingsError(ValueError):
     """Bad settings found before any training (on the command line: one line, exit status 2)."""
 
 
-def check_settings(*, trials=None, epochs=None, dropout=None, device="auto", seed=None):
+def check_settings(*, trials=None, epochs=None, dropout=None, device="auto", seed=None,
+                   loss_weight=None):
     """Refuse settings that the experiment would only reject mid-run (or with a traceback).
 
     Parameters
@@ -65,6 +66,8 @@ def check_settings(*, trials=None, epochs=None, dropout=None, device="auto", see
         'auto', or a device torch knows; a CUDA device needs that GPU here.
     seed : int, optional
         A trial's seed: numpy and torch take 0 <= seed < 2**32.
+    loss_weight : float, optional
+        The ranking loss's weight (``--weight``): at least 0 when given.
 
     Raises
     ------
@@ -77,6 +80,9 @@ def check_settings(*, trials=None, epochs=None, dropout=None, device="auto", see
         raise SettingsError(f"--epochs must be at least 1, got {epochs}.")
     if dropout is not None and not 0 <= dropout < 1:
         raise SettingsError(f"--dropout must be in [0, 1), got {dropout}.")
+    if loss_weight is not None and not loss_weight >= 0:  # NaN too
+        raise SettingsError(f"--weight must be a number >= 0 (the ranking loss's weight; "
+                            f"default 1.0), got {loss_weight}.")
     if seed is not None and not 0 <= seed < 2**32:
         raise SettingsError(f"--seed must be in [0, 2**32), got {seed}.")
     if device != "auto":
@@ -321,8 +327,8 @@ def summary(rows, seeds):
 
 
 def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None, budget=None,
-              cycles=None, model=None, dropout=None, device="auto", root=None, verify=True,
-              download=None, data=None, progress=False, callbacks=()):
+              cycles=None, model=None, dropout=None, loss_weight=None, device="auto", root=None,
+              verify=True, download=None, data=None, progress=False, callbacks=()):
     """Run one trial of one (preset, dataset, method) exactly as ``skal run`` does.
 
     Seeds the global generators with ``seed``, builds the experiment with
@@ -347,6 +353,9 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
         The output root, as ``--out``.
     epochs, budget, cycles, model, dropout : optional
         Overrides of the preset, as the options of the same names.
+    loss_weight : float, optional
+        The ranking loss's weight of LL4AL and SCAL (``--weight``); the
+        preset's by default.
     device : str, default='auto'
     root : path-like, optional
         Folder of the MedMNIST files (see :func:`skal.data.resolve_root`).
@@ -379,7 +388,8 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
     """
     preset = get_preset(preset)
     info = dataset_info(dataset)
-    check_settings(epochs=epochs, dropout=dropout, device=device, seed=seed)
+    check_settings(epochs=epochs, dropout=dropout, device=device, seed=seed,
+                   loss_weight=loss_weight)
     if data is None:
         data = load_data(info.flag, root=root, verify=verify, download=download,
                          eval_split=preset.eval_split)
@@ -390,7 +400,7 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
     seed_everything(seed)
     experiment = build_experiment(
         preset, method, info, seed, epochs=epochs, budget=budget, cycles=cycles, model=model,
-        device=device, dropout=dropout,
+        device=device, dropout=dropout, loss_weight=loss_weight,
         callbacks=[("epoch_progress", EpochProgressBar(position=2))] if progress else [],
         checkpoint_dir=path / "checkpoint",
         experiment_callbacks=[TrialFiles(path, method, info.flag, seed), bar, *callbacks])

@@ -157,6 +157,8 @@ def one_line_error(capsys):
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
     (["--seed", "-1"], "--seed must be in [0, 2**32)"),
+    (["--weight", "-0.5"], "--weight must be a number >= 0"),
+    (["--weight", "nan"], "--weight must be a number >= 0"),
     (["--device", "gpu"], "not a device torch knows"),
     pytest.param(["--device", "cuda"], "CUDA is not available", marks=pytest.mark.skipif(
         torch.cuda.is_available(), reason="CUDA is available here")),
@@ -193,6 +195,21 @@ def test_rerun_with_other_settings_is_refused(real_root, tmp_path, capsys):
     assert run_main([*base, "--epochs", "2"]) == 2
     err = one_line_error(capsys)
     assert "other settings" in err and "max_epochs" in err and "--out" in err
+
+
+def test_weight_reaches_the_ranking_loss_and_a_rerun_must_repeat_it(real_root, tmp_path, capsys):
+    base = ["--method", "ll4al", "--dataset", "breastmnist", *TINY, "--cycles", "2",
+            "--root", str(real_root), "--out", str(tmp_path), "--quiet"]
+    assert run_main([*base, "--weight", "0.25"]) == 0
+    from skal.protocols import build_estimator
+
+    assert build_estimator("paper", "ll4al", "breastmnist", 0).loss_weight == 1.0  # the study's
+    # The trained trial's estimator has the weight: a rerun with another is refused,
+    # one with the same weight loads the finished trial.
+    assert run_main([*base, "--weight", "0.5"]) == 2
+    err = one_line_error(capsys)
+    assert "other settings" in err and "loss_weight" in err
+    assert run_main([*base, "--weight", "0.25"]) == 0
 
 
 def test_help_says_the_default_preset(capsys):
