@@ -124,6 +124,34 @@ def test_multilabel_chestmnist_end_to_end(tmp_path, make_synthetic_medmnist, cap
     assert [r["n_labeled"] for r in rows] == ["10", "20", "30"]
 
 
+def test_size_64_loads_that_file_and_gets_its_own_folder(tmp_path, make_synthetic_medmnist,
+                                                          capsys):
+    from skal.runner import run_trial
+
+    root, out = tmp_path / "data", tmp_path / "out"
+    make_synthetic_medmnist(root, "bloodmnist", n_per_split=(40, 4, 20), size=64)
+    args = ["--method", "ll4al", "--dataset", "bloodmnist", *TINY, "--cycles", "2", "--root",
+            str(root), "--out", str(out), "--no-verify", "--quiet"]
+    # Only the 64x64 file is there: at the default 28 the run cannot find its data...
+    assert run_main(args) == 1
+    assert "'bloodmnist.npz' was not found" in one_line_error(capsys)
+    # ...at 64 it trains (the loss head reads 64x64 stages) into bloodmnist_64/.
+    assert run_main([*args, "--size", "64"]) == 0
+    rows = read_rows(run_dir(out, "bloodmnist_64", "ll4al") / "results.csv")
+    assert [r["n_labeled"] for r in rows] == ["10", "20"] and rows[0]["dataset"] == "bloodmnist"
+    assert all(float(r["test_loss"]) > 0 for r in rows)
+    assert not run_dir(out, "bloodmnist", "ll4al").exists()
+    # The trial trained on the 64x64 images (resumed from its checkpoint, not retrained).
+    experiment = run_trial("ll4al", "bloodmnist", 0, preset="fast", out=out, model="small_cnn",
+                           epochs=1, cycles=2, budget=10, device="cpu", size=64, root=root,
+                           verify=False)
+    assert experiment.n_resumed_cycles_ == 2
+    assert experiment.learner_.X_training.shape[1:] == (64, 64, 3)
+    with pytest.raises(SystemExit):
+        run_main([*args, "--size", "32"])
+    assert "invalid choice: 32" in capsys.readouterr().err
+
+
 # -- bad input -------------------------------------------------------------------
 
 
@@ -258,6 +286,9 @@ def test_the_command_lines_names_are_the_registries():
     assert registry.DATASETS == tuple(FLAGS_2D)
     assert registry.PRESETS == tuple(PRESETS)
     assert registry.MODELS == tuple(sorted(MODELS))
+    from skal.data import dataset_info
+
+    assert all(dataset_info(flag).sizes == registry.SIZES for flag in FLAGS_2D)
 
 
 HEAVY = ("torch", "skorch", "modAL", "medmnist", "sklearn")
