@@ -20,6 +20,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -93,6 +94,9 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=28,
                         help="image side (default 28, the study's; 64, 128, 224: MedMNIST+)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write the measurements there, one record per model "
+                             "(benchmarks/study_time.py reads them)")
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)
@@ -100,6 +104,7 @@ def main(argv=None):
           f"batch={args.batch_size} epochs={args.epochs} repeats={args.repeats} (median) "
           f"size={args.size}")
     print(f"{'model':<10} {'images':>7} {'plain img/s':>12} {'skal img/s':>11} {'ratio':>6}")
+    records = []
     for model in args.models:
         n = args.n_images or (20000 if device.startswith("cuda") else
                               512 if model == "resnet18" else 4096)
@@ -109,6 +114,12 @@ def main(argv=None):
         plain_ips, skal_ips = measure(model, X, y, epochs=args.epochs, batch_size=args.batch_size,
                                       device=device, repeats=args.repeats)
         print(f"{model:<10} {n:>7} {plain_ips:>12.1f} {skal_ips:>11.1f} {skal_ips / plain_ips:>6.3f}")
+        records.append({"model": model, "size": args.size, "device": str(device),
+                        "batch_size": args.batch_size, "n_images": n,
+                        "plain_images_per_second": plain_ips, "skal_images_per_second": skal_ips})
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(records, fh, indent=1)
 
 
 if __name__ == "__main__":
