@@ -26,6 +26,7 @@ row written last.
 Usage::
 
     python benchmarks/report.py results/results.csv --out results/report
+    python benchmarks/report.py results/results.csv --study-table   # the study's table
     python benchmarks/report.py results.csv --out report \
         --command "python benchmarks/run_all.py ..."
 
@@ -70,6 +71,7 @@ __all__ = [
     "rank_methods",
     "render_report",
     "smallest_sign_p",
+    "study_table",
     "timing_summary",
     "validate_results",
     "write_report",
@@ -634,6 +636,50 @@ def _budget_markdown(table, dataset, methods, n_seeds):
     return out
 
 
+def study_table(results, digits=4):
+    """The study's summary: per dataset, ACC and AUC at each cycle, one row per method.
+
+    The layout of the study's tables (and of its summary script, which prints
+    the mean ACC over trials per cycle): a method per row, a cycle per column
+    (headed ``cycle (labeled images)``), each cell ``mean ± std`` over the
+    trials (``ddof=1``, as everywhere in this report), ``(n=k)`` where fewer
+    trials than the dataset's reached that cycle.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Validated results (:func:`validate_results`).
+    digits : int, default=4
+
+    Returns
+    -------
+    text : str
+        Markdown: a heading and two tables (ACC, AUC) per dataset.
+    """
+    table = budget_table(results)
+    cycles = results.groupby(["dataset", "n_labeled"])["cycle"].max()
+    out = []
+    for dataset in sorted(results["dataset"].unique()):
+        part = table[table["dataset"] == dataset]
+        methods = method_order(results.loc[results["dataset"] == dataset, "method"])
+        n_trials = results[results["dataset"] == dataset].groupby("method")["seed"].nunique().max()
+        budgets = sorted(part["n_labeled"].unique())
+        out.append(f"## {dataset} (mean ± std over {n_trials} trial(s))\n")
+        for metric in METRICS:
+            rows = []
+            for method in methods:
+                cells = part[part["method"] == method].set_index("n_labeled")
+                rows.append([method] + [
+                    format_mean_std(cells.loc[b, f"{metric}_mean"], cells.loc[b, f"{metric}_std"],
+                                    cells.loc[b, f"{metric}_n"], n_trials, digits=digits)
+                    if b in cells.index else "–" for b in budgets])
+            out.append(f"**{metric.upper()}**\n")
+            out.append(_table(["method"] + [f"{cycles[(dataset, b)]} ({b})" for b in budgets],
+                              rows))
+            out.append("")
+    return "\n".join(out)
+
+
 def _area_markdown(summary, dataset, methods, n_seeds):
     ceiling = _ceiling(dataset)
     rows = []
@@ -886,7 +932,8 @@ def write_report(csv_path, out_dir, command=None, failures=None):
 
 
 def main(argv=None):
-    """Command line: ``report.py RESULTS.csv --out DIR [--command CMD] [--failures CSV]``.
+    """Command line: ``report.py RESULTS.csv --out DIR [--command CMD] [--failures CSV]``,
+    or ``report.py RESULTS.csv --study-table`` (the study's table on stdout).
 
     Parameters
     ----------
@@ -901,13 +948,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", help="tidy results CSV written by run_all.py")
-    parser.add_argument("--out", required=True, help="folder for report.md and the PNGs")
+    parser.add_argument("--out", help="folder for report.md and the PNGs")
+    parser.add_argument("--study-table", action="store_true",
+                        help="print the study's table instead (per dataset, ACC and AUC mean "
+                             "± std over trials at each cycle, a row per method); no --out")
     parser.add_argument("--command", default=None,
                         help="the command that produced the results, shown at the top")
     parser.add_argument("--failures", default=None,
                         help="CSV of failed cells (method, dataset, seed, error); a "
                              "failures.csv next to RESULTS is read anyway")
     args = parser.parse_args(argv)
+    if args.study_table:
+        print(study_table(load_results(args.results)))
+        return 0
+    if not args.out:
+        parser.error("--out is required (or --study-table to print the study's table)")
     failures = None
     if args.failures:
         failures = pd.read_csv(args.failures, dtype=str, keep_default_na=False).to_dict("records")
