@@ -29,7 +29,9 @@ checkpoints (nothing is retrained) and resumes interrupted ones after their
 last completed cycle, so it can be rerun until every cell is done.
 
 Each cell uses ``--threads`` torch threads (default: usable cores // cells at
-once on its machine). On a CPU a cell's numbers depend on its settings, seed
+once on its machine). With ``--device cuda``, ``--jobs N`` runs N cells at once
+on the one GPU: N worker processes, each with its own CUDA context (loky starts
+fresh interpreters, never forks one that touched CUDA). On a CPU a cell's numbers depend on its settings, seed
 and thread count only, so pass ``--threads`` to reproduce a grid on another
 machine (the thread count changes the order of float sums in training).
 
@@ -148,7 +150,8 @@ def build_parser(prog="run_all.py"):
     par = parser.add_argument_group("parallelism")
     par.add_argument("--jobs", type=int, metavar="N",
                      help="cells at once on this machine, in joblib worker processes "
-                          "(default 1: in this process; -1: one per core)")
+                          "(default 1: in this process; -1: one per core); with --device "
+                          "cuda they share the GPU")
     par.add_argument("--threads", type=int, metavar="N",
                      help="torch threads per cell (default: usable cores // cells at once "
                           "on the machine, at least 1)")

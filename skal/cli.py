@@ -94,7 +94,8 @@ def _add_run_arguments(parser):
 _EPILOG = ("Results go to OUT/PRESET/DATASET/METHOD/: results.csv (one row per trial and "
            "cycle; a trial is named by its seed), trial_SEED/results.csv (that trial's rows) "
            "and trial_SEED/labeled.csv (the cycle in which each training-split index was "
-           "first trained on), rewritten after every cycle. Running the same command again "
+           "first trained on), rewritten after every cycle; DATASET is DATASET_SIZE with "
+           "--size other than 28. Running the same command again "
            "resumes unfinished trials after their last completed cycle; finished ones are not "
            "recomputed. Exit status: 2 for bad options or settings, 1 when the data cannot be "
            "loaded.")
