@@ -129,6 +129,7 @@ class Checkpoint(Callback):
 
     def on_fit_begin(self, experiment, X=None, y=None, X_eval=None, y_eval=None):
         self.fingerprint_ = fingerprint(experiment, hash_arrays(X, y, X_eval, y_eval))
+        self._defaults = _described_defaults(experiment)
         state = self._load()
         if state is not None:
             state["estimator"] = _adopt_runtime_params(state["estimator"], experiment.estimator)
@@ -164,9 +165,14 @@ class Checkpoint(Callback):
             raise CheckpointMismatchError(
                 f"{path} holds a run on other data (X, y, X_eval or y_eval differ); use "
                 f"another checkpoint_dir or delete it to start over.", path, ("data",))
-        if old["params"] != new["params"]:
-            keys = sorted(k for k in set(old["params"]) | set(new["params"])
-                          if old["params"].get(k) != new["params"].get(k))
+        # A parameter that a newer skal added is fine at its default: the old
+        # run computed what it computes.
+        missing = object()
+        keys = sorted(k for k in set(old["params"]) | set(new["params"])
+                      if old["params"].get(k, missing) != new["params"].get(k, missing)
+                      and not (k not in old["params"]
+                               and new["params"][k] == self._defaults.get(k, missing)))
+        if keys:
             raise CheckpointMismatchError(
                 f"{path} holds a run with other parameters ({', '.join(keys)} differ); use "
                 f"another checkpoint_dir or delete it to start over.", path, keys)
@@ -215,6 +221,22 @@ def fingerprint(experiment, arrays_digest):
         else:
             params[key] = _describe(value)
     return {"data": arrays_digest, "params": params}
+
+
+def _described_defaults(experiment):
+    """The default of every parameter of the experiment and its estimator, described as
+    :func:`fingerprint` describes values (estimator parameters prefixed ``estimator__``)."""
+    defaults = {}
+    for prefix, owner in (("", experiment), ("estimator__", experiment.estimator)):
+        for cls in type(owner).__mro__:  # subclasses pass their parents' by **kwargs
+            try:
+                signature = inspect.signature(cls.__init__)
+            except (TypeError, ValueError):
+                continue
+            for name, param in signature.parameters.items():
+                if param.default is not param.empty:
+                    defaults.setdefault(prefix + name, _describe(param.default))
+    return defaults
 
 
 def hash_arrays(*arrays):

@@ -111,6 +111,9 @@ def build_parser(prog="skal"):
         description="Run a simulated active-learning experiment (default preset: paper, "
                     "the study's protocol).", epilog=_EPILOG)
     _add_run_arguments(run)
+    from skal.label.cli import add_label_commands  # skal label init/serve/query/teach/status
+
+    add_label_commands(commands)
     return parser
 
 
@@ -223,6 +226,10 @@ def main(argv=None):
         Exit status (argparse exits with 2 itself for unknown options and choices).
     """
     args = build_parser("skal").parse_args(argv)
+    if args.command == "label":
+        from skal.label.cli import run_label
+
+        return run_label(args)
     return _execute(args, "skal")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ExperimentConfigError", "CheckpointMismatchError"]
+__all__ = ["ExperimentConfigError", "CheckpointMismatchError", "BudgetWarning"]
 
 
 class ExperimentConfigError(ValueError):
@@ -24,3 +24,13 @@ class CheckpointMismatchError(ExperimentConfigError):
         super().__init__(message)
         self.path = path
         self.differing = tuple(differing)
+
+
+class BudgetWarning(UserWarning):
+    """The pool holds fewer items than ``n_initial + (n_cycles - 1) * query_size``.
+
+    :class:`~skal.experiment.ActiveLearningClassifier` then clamps the run
+    (fewer initial items, a last query of what is left, fewer cycles) and
+    warns with this; the command line, whose budgets are the study's, turns
+    it into an error.
+    """

@@ -24,34 +24,45 @@ completed cycle and ends with the numbers an uninterrupted run gives (on CPU).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import inspect
-import numbers
+import os
 import time
 import warnings
+from numbers import Integral
 
 import numpy as np
 from modAL.models import ActiveLearner
-from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, _fit_context, clone
 from sklearn.exceptions import NotFittedError
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils._param_validation import HasMethods, Interval, InvalidParameterError, StrOptions
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from skal._random import check_seed
 from skal.callbacks import Checkpoint, KeepModels, PrintCycle
-from skal.exceptions import CheckpointMismatchError, ExperimentConfigError
+from skal.data import DatasetInfo
+from skal.exceptions import BudgetWarning, CheckpointMismatchError, ExperimentConfigError
 from skal.metrics import budget_curve_area, cross_entropy, evaluate, infer_task, resolve_task
-from skal.query import (check_generator, check_requirements, draw_subsample, final_step,
-                        get_query_strategy, subsample_size)
+from skal.query import (STRATEGIES, check_generator, check_requirements, draw_subsample,
+                        final_step, get_query_strategy)
+from skal.validation import check_classes, encode_labels
 
-__all__ = ["ActiveLearningClassifier", "CheckpointMismatchError", "ExperimentConfigError"]
+__all__ = ["ActiveLearningClassifier", "CheckpointMismatchError", "ExperimentConfigError",
+           "ExperimentParameterError"]
+
+
+class ExperimentParameterError(ExperimentConfigError, InvalidParameterError):
+    """A parameter outside :attr:`ActiveLearningClassifier._parameter_constraints`.
+
+    scikit-learn's ``InvalidParameterError`` (so its checks and users catching
+    it see the usual type) and an :class:`ExperimentConfigError` (so the
+    command line reports it as a bad setting).
+    """
 
 # ----------------------------------------------------------------------------
 # Small helpers
 # ----------------------------------------------------------------------------
-
-
-def _is_int(value):
-    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool)
 
 
 def _cycle_seed(entropy, cycle, stream):
@@ -105,22 +116,31 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         Number of trainings (and evaluations). Queries happen between
         trainings, so ``n_cycles - 1`` of them: the last model was trained on
         ``n_initial + (n_cycles - 1) * query_size`` items.
+        When ``X`` holds fewer items than that, the run is clamped to the
+        pool, with a :class:`skal.exceptions.BudgetWarning`: at most
+        ``len(X)`` initial items, a last query of whatever is left, and as
+        many cycles as the pool allows.
     subsample : None, int or 'paper', default=None
         How many unlabeled items each query scores: all, a random subset of
         that many, or the study's rule ``min(20000, max(pool // 2, 10 *
         query_size))``. The study's SCAL scores the whole pool: the presets
         give it None.
     warm_start : bool, default=True
-        Set on the estimator (when it has that parameter): True continues
-        training from the previous cycle's weights, as the study does; False
-        retrains from fresh weights each cycle.
+        Set on an estimator that has this parameter and knows the task's
+        classes up front (a ``classes`` parameter, as skal's networks have):
+        True continues training from the previous cycle's weights, as the
+        study does; False retrains from fresh weights each cycle. Other
+        estimators keep their own ``warm_start`` (a scikit-learn classifier
+        sized by the labels it was trained on cannot continue once a query
+        brings a new class).
     random_state : int, RandomState or None, default=None
         Seeds the initial set and each query; cycle ``c``'s query seed is
         derived from ``(random_state, c)`` alone (``np.random.SeedSequence``),
         so a resumed run replays it. When the estimator has a
         ``random_state`` parameter left at None, it gets a seed derived from
-        this one too. None draws fresh entropy at ``fit`` (kept in the
-        checkpoint, so even such a run resumes exactly).
+        this one too. None draws fresh OS entropy at ``fit`` (the meaning of
+        None everywhere in skal, see :mod:`skal._random`), kept in the
+        checkpoint, so even such a run resumes exactly.
     query_params : dict or None, default=None
         Extra keyword arguments of the strategy (its own options).
     final_cycle_params : dict or None, default=None
@@ -159,6 +179,15 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
 
     Attributes
     ----------
+    classes_ : ndarray of shape (n_classes,)
+        The task's classes in the user's labels, sorted: the ones the
+        estimator declares (its ``classes``, or ``arange(n_classes)``), else
+        every label of ``y`` (the oracle knows them all, even when the first
+        labeled set misses one). ``predict_proba``'s columns follow it. For
+        multi-label ``y`` (N, L): ``arange(L)``.
+    n_features_in_ : int
+        ``X.shape[1]`` seen in ``fit`` (scikit-learn's convention; the image
+        height for image arrays).
     estimator_ : classifier
         The final model (trained in the last cycle).
     learner_ : modAL.models.ActiveLearner
@@ -172,7 +201,8 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         queried after this cycle's training and labeled for the next; empty
         and 0.0 after the last training), plus ``acc``, ``auc`` and
         ``test_loss`` (:func:`~skal.metrics.cross_entropy`) on the
-        evaluation set when one was given.
+        evaluation set when one was given (computed with the labels encoded
+        as positions in ``classes_``, as medmnist's evaluator takes them).
     labeled_indices_ : ndarray of shape (n_labeled,), int64
         Indices into ``X`` of the final labeled set, in labeling order
         (the initial set first).
@@ -201,6 +231,24 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
     [(20, 0.731), (40, 0.744), (60, 0.763)]
     """
 
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit", "predict"])],
+        "query_strategy": [StrOptions(set(STRATEGIES)), callable],
+        "n_initial": [Interval(Integral, 1, None, closed="left"), None],
+        "query_size": [Interval(Integral, 1, None, closed="left")],
+        "n_cycles": [Interval(Integral, 1, None, closed="left")],
+        "subsample": [Interval(Integral, 1, None, closed="left"), StrOptions({"paper"}), None],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+        "query_params": [dict, None],
+        "final_cycle_params": [dict, None],
+        "task": [str, DatasetInfo, None],
+        "keep_models": ["boolean"],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "callbacks": [list, tuple, None],
+        "verbose": ["verbose"],
+    }
+
     def __init__(self, estimator, query_strategy="random", *, n_initial=None, query_size=100,
                  n_cycles=10, subsample=None, warm_start=True, random_state=None,
                  query_params=None, final_cycle_params=None, task=None, keep_models=False,
@@ -222,41 +270,36 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         self.verbose = verbose
 
     # -- validation ------------------------------------------------------------
-    def _check_params(self, n_samples, y):
-        """Validate everything before any training; return (strategy, n_initial)."""
-        if self.estimator is None:
-            raise ExperimentConfigError(
-                "estimator is required: pass a classifier such as ImageClassifier(...).")
-        for name in ("query_size", "n_cycles"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ExperimentConfigError(f"{name} must be a positive integer, got {value!r}.")
-        n_initial = self.query_size if self.n_initial is None else self.n_initial
-        if not _is_int(n_initial) or n_initial < 1:
-            raise ExperimentConfigError(
-                f"n_initial must be a positive integer or None, got {self.n_initial!r}.")
-        needed = int(n_initial) + (int(self.n_cycles) - 1) * int(self.query_size)
-        if needed > n_samples:
-            raise ExperimentConfigError(
-                f"The budget exceeds the pool: n_initial + (n_cycles - 1) * query_size = "
-                f"{n_initial} + ({self.n_cycles} - 1) * {self.query_size} = {needed} items "
-                f"must be labeled, but X holds only {n_samples}.")
+    def _validate_params(self):
+        # scikit-learn's declared constraints; the error is also an
+        # ExperimentConfigError, so the command line reports it as a setting.
         try:
-            subsample_size(max(n_samples, 1), 1, self.subsample)  # raises for a bad value
-        except ValueError as exc:
-            raise ExperimentConfigError(str(exc)) from None
-        if _is_int(self.subsample) and self.subsample < self.query_size:
+            super()._validate_params()
+        except InvalidParameterError as exc:
+            raise ExperimentParameterError(str(exc)) from None
+
+    def _check_params(self, n_samples, y):
+        """The checks no declaration can make (they involve X, y or the estimator);
+        return (strategy, n_initial, n_cycles), the last two clamped to the pool."""
+        n_initial = self.query_size if self.n_initial is None else self.n_initial
+        n_cycles = self.n_cycles
+        needed = n_initial + (n_cycles - 1) * self.query_size
+        if needed > n_samples:
+            # The documented clamp: label what the pool holds, in fewer cycles.
+            n_initial = min(n_initial, n_samples)
+            n_cycles = min(n_cycles, 1 + -(-(n_samples - n_initial) // self.query_size))
+            warnings.warn(BudgetWarning(
+                f"The budget exceeds the pool: n_initial + (n_cycles - 1) * query_size = "
+                f"{self.n_initial or self.query_size} + ({self.n_cycles} - 1) * "
+                f"{self.query_size} = {needed} items must be labeled, but X holds only "
+                f"n_samples={n_samples}; running {n_cycles} cycle(s) from {n_initial} "
+                f"initial items until the pool is used up."), stacklevel=4)
+        if isinstance(self.subsample, Integral) and self.subsample < self.query_size:
             raise ExperimentConfigError(
                 f"subsample={self.subsample} scores fewer items than a query selects "
                 f"(query_size={self.query_size}).")
-        for name in ("query_params", "final_cycle_params"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, dict):
-                raise ExperimentConfigError(
-                    f"{name} must be a dict or None, got {type(value).__name__}.")
         if self.final_cycle_params:
-            valid = self.estimator.get_params()
-            unknown = sorted(set(self.final_cycle_params) - set(valid))
+            unknown = sorted(set(self.final_cycle_params) - set(self.estimator.get_params()))
             if unknown:
                 raise ExperimentConfigError(
                     f"final_cycle_params names {unknown}, which "
@@ -264,24 +307,58 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         try:
             strategy = get_query_strategy(self.query_strategy)
             check_requirements(self.query_strategy, self.estimator, y)
-        except ValueError as exc:  # unknown name or unmet need: the message says which
+        except ValueError as exc:  # an unmet need: the message says which
             raise ExperimentConfigError(str(exc)) from None
-        return strategy, int(n_initial)
+        return strategy, int(n_initial), int(n_cycles)
 
-    def _entropy(self):
-        """An int seed for the run: random_state itself, one draw, or fresh entropy."""
-        if self.random_state is None:
-            return int(np.random.SeedSequence().entropy)
-        if _is_int(self.random_state):
-            if self.random_state < 0:
-                raise ExperimentConfigError(
-                    f"random_state must be non-negative, got {self.random_state}.")
-            return int(self.random_state)
-        if isinstance(self.random_state, np.random.RandomState):
-            return int(self.random_state.randint(np.iinfo(np.int32).max))
-        raise ExperimentConfigError(
-            f"random_state must be None, a non-negative int or a RandomState, "
-            f"got {self.random_state!r}.")
+    def _check_pool(self, X, y):
+        """X and y as scikit-learn validates a classifier's input (sets ``n_features_in_``).
+
+        Images stay as they are (uint8, any number of dimensions: ``allow_nd``);
+        sparse, complex, object-string, NaN or infinite X, 1-D X, and
+        continuous y are refused with scikit-learn's messages.
+        """
+        X, y = validate_data(self, X, y, accept_sparse=False, dtype="numeric", allow_nd=True,
+                             multi_output=True)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)  # medmnist's (N, 1) labels
+        check_classification_targets(y)
+        return X, y
+
+    def _check_eval(self, X_eval, y_eval):
+        """The evaluation set, validated like the pool; y_eval as positions in classes_."""
+        if (X_eval is None) != (y_eval is None):
+            raise ExperimentConfigError("X_eval and y_eval must be given together.")
+        if X_eval is None:
+            return None, None
+        X_eval = validate_data(self, X_eval, reset=False, accept_sparse=False,
+                               dtype="numeric", allow_nd=True)
+        y_eval = np.asarray(y_eval)
+        if len(y_eval) != len(X_eval):
+            raise ExperimentConfigError(
+                f"X_eval and y_eval have different lengths: {len(X_eval)} and {len(y_eval)}.")
+        if y_eval.ndim == 2 and y_eval.shape[1] == 1:
+            y_eval = y_eval[:, 0]
+        if y_eval.ndim == 1:
+            y_eval = encode_labels(y_eval, self.classes_, "y_eval")
+        return X_eval, y_eval
+
+    def _task_classes(self, y):
+        """The task's classes (see ``classes_``); labels outside declared classes raise."""
+        if y.ndim == 2:
+            return np.arange(y.shape[1])
+        net = final_step(self.estimator)
+        params = net.get_params(deep=False) if hasattr(net, "get_params") else {}
+        declared = None
+        if params.get("classes") is not None or params.get("n_classes") is not None:
+            declared = check_classes(params.get("classes"), params.get("n_classes"))
+        classes = unique_labels(y) if declared is None else declared
+        if len(classes) < 2:
+            raise ExperimentConfigError(
+                f"y holds one class only ({classes.tolist()}); a classification experiment "
+                f"needs at least 2 classes.")
+        encode_labels(y, classes)  # raises for labels the estimator does not declare
+        return classes
 
     # -- estimator set-up ------------------------------------------------------
     def _prepare_estimator(self, entropy, y):
@@ -290,17 +367,26 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         net = final_step(estimator)
         prefix = f"{estimator.steps[-1][0]}__" if net is not estimator else ""
         updates = {}
-        if f"{prefix}warm_start" in params:
+        # Only an estimator that knows every class up front (skal's networks take
+        # `classes`) can continue across cycles: a scikit-learn classifier sized
+        # by its training labels (LogisticRegression...) fails to warm-start once
+        # a query brings a class it has not seen, so it refits each cycle.
+        if f"{prefix}warm_start" in params and f"{prefix}classes" in params:
             updates[f"{prefix}warm_start"] = bool(self.warm_start)
         if f"{prefix}random_state" in params and params[f"{prefix}random_state"] is None:
             updates[f"{prefix}random_state"] = _cycle_seed(entropy, 0, _ESTIMATOR)
-        if f"{prefix}n_classes" in params and params[f"{prefix}n_classes"] is None:
-            # The oracle knows every class; the initial set may miss one, and a
-            # network sized from it could not learn a class queried later.
-            updates[f"{prefix}n_classes"] = int(y.shape[1] if y.ndim == 2 else y.max() + 1)
+        # The oracle knows every class; the initial set may miss one, and a
+        # network sized from it could not learn a class queried later.
+        if y.ndim == 2:
+            if params.get(f"{prefix}n_classes", 0) is None:
+                updates[f"{prefix}n_classes"] = int(y.shape[1])
+        elif (params.get(f"{prefix}classes", 0) is None
+              and params.get(f"{prefix}n_classes") is None):
+            updates[f"{prefix}classes"] = self.classes_
         return estimator.set_params(**updates)
 
     # -- the loop --------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=False)  # the estimator's own params too
     def fit(self, X, y, X_eval=None, y_eval=None):
         """Run the active-learning experiment with ``y`` as the oracle.
 
@@ -329,15 +415,13 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             (an ``ExperimentConfigError``) ``checkpoint_dir`` holds a run made
             with other data or parameters.
         """
-        X, y = self._check_data(X, y, "X", "y")
-        if (X_eval is None) != (y_eval is None):
-            raise ExperimentConfigError("X_eval and y_eval must be given together.")
-        if X_eval is not None:
-            X_eval, y_eval = self._check_data(X_eval, y_eval, "X_eval", "y_eval")
-        strategy, n_initial = self._check_params(len(X), y)
+        X, y = self._check_pool(X, y)
+        self.classes_ = self._task_classes(y)
+        X_eval, y_eval = self._check_eval(X_eval, y_eval)
+        strategy, n_initial, n_cycles = self._check_params(len(X), y)
         try:
             self.task_ = (resolve_task(self.task) if self.task is not None else
-                          infer_task(y, getattr(final_step(self.estimator), "n_classes", None)))
+                          infer_task(y, len(self.classes_)))
         except ValueError as exc:
             raise ExperimentConfigError(str(exc)) from None
 
@@ -347,7 +431,7 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             restored = callback.on_fit_begin(self, X=X, y=y, X_eval=X_eval, y_eval=y_eval)
             if restored is not None:
                 state = restored
-        self.entropy_ = state["entropy"] if state else self._entropy()
+        self.entropy_ = state["entropy"] if state else check_seed(self.random_state)
 
         if state:
             estimator = state["estimator"]
@@ -373,22 +457,21 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         self.cycle_models_ = snapshots
         self.labeled_indices_ = labeled
 
-        for cycle in range(len(curve), int(self.n_cycles)):
-            last = cycle == int(self.n_cycles) - 1
+        for cycle in range(len(curve), n_cycles):
+            last = cycle == n_cycles - 1
             if last and self.final_cycle_params:
                 estimator.set_params(**self.final_cycle_params)
 
             start = time.perf_counter()
-            with _quiet_modal():
-                if cycle == 0:
-                    self.learner_.fit(X[labeled], y[labeled])
-                else:
-                    self.learner_.teach(X[pending], y[pending])
-                    labeled = np.concatenate([labeled, pending])
+            if cycle == 0:
+                self.learner_.fit(X[labeled], y[labeled])
+            else:
+                self.learner_.teach(X[pending], y[pending])
+                labeled = np.concatenate([labeled, pending])
             record = {"cycle": cycle + 1, "n_labeled": int(len(labeled)),
                       "train_seconds": time.perf_counter() - start}
             if X_eval is not None:
-                proba = estimator.predict_proba(X_eval)
+                proba = self._proba(estimator, X_eval)
                 scores = evaluate(y_eval, proba, self.task_)
                 record.update(acc=float(scores.ACC), auc=float(scores.AUC),
                               test_loss=cross_entropy(y_eval, proba, self.task_))
@@ -421,11 +504,7 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             defaults.append(Checkpoint(self.checkpoint_dir))
         if self.verbose:
             defaults.append(PrintCycle())
-        extra = self.callbacks if self.callbacks is not None else []
-        if not isinstance(extra, (list, tuple)):
-            raise ExperimentConfigError(
-                f"callbacks must be a list of skal.callbacks.Callback objects or None, "
-                f"got {type(extra).__name__}.")
+        extra = self.callbacks if self.callbacks is not None else []  # a list: declared
         for callback in extra:
             if not all(callable(getattr(callback, hook, None))
                        for hook in ("on_fit_begin", "on_cycle_end", "on_fit_end")):
@@ -433,18 +512,6 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
                     f"callbacks must hold skal.callbacks.Callback objects; {callback!r} lacks "
                     f"on_fit_begin, on_cycle_end or on_fit_end (subclass Callback).")
         return defaults + list(extra)
-
-    @staticmethod
-    def _check_data(X, y, x_name, y_name):
-        if not hasattr(X, "shape"):
-            X = np.asarray(X)
-        y = np.asarray(y)
-        if len(X) != len(y):
-            raise ExperimentConfigError(
-                f"{x_name} and {y_name} have different lengths: {len(X)} and {len(y)}.")
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]  # medmnist stores single labels as (N, 1)
-        return X, y
 
     def _query(self, strategy, X, labeled, cycle, entropy):
         """Indices into X of the next ``query_size`` items, from the unlabeled rest.
@@ -464,31 +531,44 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         rng = check_generator(kwargs.get("random_state", _cycle_seed(entropy, cycle, _QUERY)))
         if "random_state" in accepted:
             kwargs["random_state"] = rng
-        positions = draw_subsample(len(unlabeled), int(self.query_size), subsample, rng)
+        n_instances = min(self.query_size, len(unlabeled))  # the clamp: what is left
+        positions = draw_subsample(len(unlabeled), n_instances, subsample, rng)
         scored = unlabeled if positions is None else unlabeled[positions]  # indices into X
-        with _quiet_modal():
-            chosen, _ = self.learner_.query(X[scored], n_instances=int(self.query_size), **kwargs)
+        chosen, _ = self.learner_.query(X[scored], n_instances=n_instances, **kwargs)
         chosen = np.asarray(chosen).reshape(-1)
-        if (len(chosen) != int(self.query_size) or not np.issubdtype(chosen.dtype, np.integer)
+        if (len(chosen) != n_instances or not np.issubdtype(chosen.dtype, np.integer)
                 or len(np.unique(chosen)) != len(chosen) or chosen.min() < 0
                 or chosen.max() >= len(scored)):
             raise RuntimeError(
-                f"The query strategy returned {chosen!r}; it must return {self.query_size} "
+                f"The query strategy returned {chosen!r}; it must return {n_instances} "
                 f"distinct integer indices into the pool of {len(scored)} items.")
         return scored[chosen].astype(np.int64)
 
     # -- the fitted model ------------------------------------------------------
-    def _check_fitted(self):
+    def _check_X(self, X):
+        """X validated as in ``fit``, against the pool's ``n_features_in_``."""
         check_is_fitted(self, "estimator_")
+        return validate_data(self, X, reset=False, accept_sparse=False, dtype="numeric",
+                             allow_nd=True)
 
-    @property
-    def classes_(self):
-        """The final model's classes."""
-        self._check_fitted()
-        return self.estimator_.classes_
+    def _proba(self, model, X):
+        """``model.predict_proba(X)`` with one column per class of ``classes_``.
+
+        A scikit-learn classifier knows only the classes it was trained on,
+        which can be fewer than the task's; their columns go to their place
+        and the others are 0.
+        """
+        proba = model.predict_proba(X)
+        model_classes = getattr(final_step(model), "classes_", None)
+        if (model_classes is None or proba.shape[1] == len(self.classes_)
+                or np.asarray(self.classes_).ndim != 1):
+            return proba
+        full = np.zeros((len(proba), len(self.classes_)), dtype=proba.dtype)
+        full[:, encode_labels(np.asarray(model_classes), self.classes_, "classes_")] = proba
+        return full
 
     def predict(self, X):
-        """The final model's predictions.
+        """The final model's predictions, in the labels of ``y``.
 
         Parameters
         ----------
@@ -496,13 +576,14 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
 
         Returns
         -------
-        ndarray of shape (N,) class ids, or (N, L) 0/1 for a multi-label model
+        ndarray of shape (N,) labels (of ``classes_``), or (N, L) 0/1 for a
+        multi-label model
         """
-        self._check_fitted()
+        X = self._check_X(X)
         return self.estimator_.predict(X)
 
     def predict_proba(self, X):
-        """The final model's probabilities.
+        """The final model's probabilities, one column per class of ``classes_``.
 
         Parameters
         ----------
@@ -510,32 +591,10 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
 
         Returns
         -------
-        ndarray of shape (N, C), float (float32 for skal's classifiers)
+        ndarray of shape (N, n_classes), float (float32 for skal's classifiers)
         """
-        self._check_fitted()
-        return self.estimator_.predict_proba(X)
-
-    def score(self, X, y, sample_weight=None):
-        """The final model's ``score`` (accuracy for skal's classifiers).
-
-        Parameters
-        ----------
-        X : array-like of shape (N, ...)
-        y : array-like of shape (N,) or (N, L)
-        sample_weight : array-like of shape (N,), optional
-
-        Returns
-        -------
-        float
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            Before ``fit``.
-        """
-        self._check_fitted()
-        kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
-        return self.estimator_.score(X, y, **kwargs)
+        X = self._check_X(X)
+        return self._proba(self.estimator_, X)
 
     def staged_predict_proba(self, X):
         """Probabilities of each cycle's model, in cycle order.
@@ -551,7 +610,7 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         proba : ndarray of shape (N, C), float
             One per cycle.
         """
-        self._check_fitted()
+        X = self._check_X(X)
         if not self.keep_models or len(self.cycle_models_) != len(self.learning_curve_):
             raise NotFittedError(
                 "staged_predict_proba needs each cycle's model: fit with keep_models=True.")
@@ -561,9 +620,9 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
                 if replay is None:
                     replay = copy.deepcopy(self.estimator_)
                 final_step(replay).module_.load_state_dict(snapshot)
-                yield replay.predict_proba(X)
+                yield self._proba(replay, X)
             else:
-                yield snapshot.predict_proba(X)
+                yield self._proba(snapshot, X)
 
     def budget_curve_area(self, metric="acc"):
         """Normalised area under this run's evaluation curve.
@@ -579,7 +638,7 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         -------
         float
         """
-        self._check_fitted()
+        check_is_fitted(self, "estimator_")
         if metric not in ("acc", "auc"):
             raise ValueError(f"metric must be 'acc' or 'auc', got {metric!r}.")
         if not self.learning_curve_ or metric not in self.learning_curve_[0]:
@@ -593,11 +652,3 @@ def _named_parameters(func):
         return set(inspect.signature(func).parameters)
     except (TypeError, ValueError):
         return set()
-
-
-@contextlib.contextmanager
-def _quiet_modal():
-    """modAL 0.4.1 calls check_X_y(force_all_finite=...), which scikit-learn 1.6+ deprecates."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*force_all_finite.*", category=FutureWarning)
-        yield

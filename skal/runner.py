@@ -30,6 +30,7 @@ import os
 import platform
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ from tqdm import tqdm
 
 from skal.callbacks import Callback
 from skal.data import dataset_info, load_medmnist
+from skal.exceptions import BudgetWarning
 from skal.protocols import build_experiment, get_preset, seed_everything
 from skal.registry import SIZES
 from skal.results import (RESULT_COLUMNS, atomic_write, curve_rows, error_text, format_rows,
@@ -434,7 +436,13 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
         checkpoint_dir=path / "checkpoint",
         experiment_callbacks=[TrialFiles(path, method, info.flag, seed), bar, *callbacks])
     try:
-        experiment.fit(X, y, X_eval=X_test, y_eval=y_test)
+        with warnings.catch_warnings():
+            # The study's budgets are fixed: a pool too small for them is a bad
+            # setting here, not a run to clamp (the library's default).
+            warnings.simplefilter("error", BudgetWarning)
+            experiment.fit(X, y, X_eval=X_test, y_eval=y_test)
+    except BudgetWarning as exc:
+        raise SettingsError(f"{exc} Use a smaller --budget or fewer --cycles.") from None
     finally:
         bar.close()
     return experiment

@@ -297,6 +297,7 @@ HEAVY = ("torch", "skorch", "modAL", "medmnist", "sklearn")
 @pytest.mark.parametrize("code", [
     "from skal.cli import main; main(['--help'])",
     "from skal.cli import main; main(['run', '--help'])",
+    "from skal.cli import main; main(['label', 'init', '--help'])",
     "from skal.cli import run_main; run_main(['--help'])",
     "import skal",
 ])

@@ -34,7 +34,7 @@ from skal.data import (
 REAL_FLAGS = ("breastmnist", "retinamnist", "pneumoniamnist")
 SYNTHETIC_FLAGS = tuple(f for f in FLAGS_2D if f not in REAL_FLAGS)
 
-# Label counts per split, copied from shared/data/medmnist/SOURCES.md.
+# Label counts per split of the official files (medmnist v3, 28x28).
 SOURCES_LABEL_COUNTS = {
     "retinamnist": {
         "train": [486, 128, 206, 194, 66],

@@ -500,6 +500,36 @@ def test_the_loss_head_is_chosen_by_name():
     study = lossnet(loss_head="study").initialize().module_.loss_head
     assert type(study).__name__ == "StudyLossPredictionHead"
     X, y = make_images(n=6)
-    with pytest.raises(ValueError, match="Unknown loss head 'conv'; valid loss heads are: "
-                                         "standard, study"):
+    with pytest.raises(ValueError, match=r"'loss_head' parameter of LossPredictionClassifier "
+                                         r"must be a str among .*Got 'conv'"):
         lossnet(loss_head="conv").fit(X, y)
+
+
+class _CountBatches(Callback):
+    """Records, per epoch, how many training batches ran and which items they held."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        net.seen_.append([])
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            net.seen_[-1].append(len(batch[0]))
+
+
+@pytest.mark.parametrize("min_epoch_size, n_batches", [(0, 1), (10, 1), (32, 3), (100, 7)])
+def test_min_epoch_size_passes_a_small_set_several_times_per_epoch(min_epoch_size, n_batches):
+    X, y = make_images(n=10)
+    net = small(min_epoch_size=min_epoch_size, max_epochs=2, callbacks=[_CountBatches()])
+    net.seen_ = []
+    net.fit(X, y)
+    passes = max(1, -(-min_epoch_size // 10))  # ceil(min_epoch_size / N)
+    assert [len(epoch) for epoch in net.seen_] == [n_batches] * 2
+    assert [sum(epoch) for epoch in net.seen_] == [10 * passes] * 2  # every item `passes` times
+
+
+def test_min_epoch_size_zero_changes_nothing():
+    X, y = make_images(n=40)
+    plain = small().fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(small(min_epoch_size=0).fit(X, y).predict_proba(X), plain)
+    np.testing.assert_array_equal(small(min_epoch_size=40).fit(X, y).predict_proba(X), plain)
+    assert not np.array_equal(small(min_epoch_size=41).fit(X, y).predict_proba(X), plain)

@@ -16,6 +16,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.linear_model import LogisticRegression
 
 from skal.callbacks import Callback
+from skal.exceptions import BudgetWarning
 from skal.data import load_medmnist
 from skal.estimator import ImageClassifier, LossPredictionClassifier
 from skal.experiment import (ActiveLearningClassifier, CheckpointMismatchError,
@@ -225,15 +226,14 @@ def test_staged_predictions_replay_each_cycle_of_a_network(breast):
 
 
 @pytest.mark.parametrize("params, match", [
-    ({"query_size": 0}, "query_size must be a positive integer"),
-    ({"n_cycles": 0}, "n_cycles must be a positive integer"),
-    ({"n_initial": 0}, "n_initial must be a positive integer"),
-    ({"query_size": 60, "n_cycles": 4}, "budget exceeds the pool.*240.*200"),
-    ({"query_strategy": "no_such_method"}, "Unknown query strategy 'no_such_method'.*random"),
-    ({"subsample": "half"}, "subsample must be"),
-    ({"query_params": [1]}, "query_params must be a dict"),
+    ({"query_size": 0}, r"'query_size' parameter .* must be an int in the range \[1, inf\)"),
+    ({"n_cycles": 0}, r"'n_cycles' parameter .* must be an int in the range \[1, inf\)"),
+    ({"n_initial": 0}, r"'n_initial' parameter .* an int in the range \[1, inf\) or None"),
+    ({"query_strategy": "no_such_method"}, r"'query_strategy' parameter .* str among .*'random'"),
+    ({"subsample": "half"}, r"'subsample' parameter .* Got 'half'"),
+    ({"query_params": [1]}, r"'query_params' parameter .* an instance of 'dict' or None"),
     ({"final_cycle_params": {"trim_size": 0}}, r"final_cycle_params names \['trim_size'\]"),
-    ({"random_state": -1}, "random_state must be non-negative"),
+    ({"random_state": -1}, r"'random_state' parameter .* Got -1"),
 ])
 def test_bad_settings_fail_before_training(breast, params, match):
     X, y, _, _ = breast
@@ -242,6 +242,15 @@ def test_bad_settings_fail_before_training(breast, params, match):
         al.fit(X, y)
     assert not hasattr(al, "estimator_")
     assert isinstance(ExperimentConfigError("x"), ValueError)
+
+
+def test_a_pool_too_small_for_the_budget_is_clamped_with_a_warning(breast):
+    X, y, _, _ = breast  # 200 items; 60 + 3 * 60 = 240 asked for
+    al = make_al(query_size=60, n_cycles=4)
+    with pytest.warns(BudgetWarning, match=r"budget exceeds the pool.*240.*n_samples=200"):
+        al.fit(X, y)
+    assert [r["n_labeled"] for r in al.learning_curve_] == [60, 120, 180, 200]
+    assert sorted(al.labeled_indices_.tolist()) == list(range(200))
 
 
 def test_requirements_of_the_strategy_are_checked(breast):
@@ -416,8 +425,11 @@ def test_checkpoint_of_another_run_is_refused(breast, tmp_path):
 
 def test_a_network_without_n_classes_gets_every_class_of_the_oracle(breast):
     X, y, _, _ = breast
-    al = make_al(estimator=small_net(n_classes=None)).fit(X, y)
-    assert al.estimator_.n_classes == 2
+    names = np.array(["benign", "malignant"])[y]
+    # An initial set of one item has one class: the network must still get both.
+    al = make_al(estimator=small_net(n_classes=None), n_initial=1).fit(X, names)
+    assert al.estimator_.classes.tolist() == ["benign", "malignant"]
+    assert al.classes_.tolist() == ["benign", "malignant"]
     assert al.estimator_.predict_proba(X[:3]).shape == (3, 2)
 
 
@@ -454,3 +466,19 @@ def test_verbose_prints_a_line_per_cycle(breast, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["cycle 1", "cycle 2"]
     assert "10 labeled, acc " in lines[0]
+
+
+def test_a_checkpoint_from_before_a_new_parameter_loads_while_it_is_at_its_default(breast, tmp_path):
+    import pickle as pkl
+
+    X, y, _, _ = breast
+    make_al(checkpoint_dir=tmp_path, n_cycles=2).fit(X, y)
+    path = tmp_path / "checkpoint.pkl"
+    state = pkl.loads(path.read_bytes())
+    # As an older skal wrote it: without the estimator's min_epoch_size.
+    del state["fingerprint"]["params"]["estimator__min_epoch_size"]
+    path.write_bytes(pkl.dumps(state))
+    assert make_al(checkpoint_dir=tmp_path, n_cycles=2).fit(X, y).n_resumed_cycles_ == 2
+    with pytest.raises(CheckpointMismatchError, match="estimator__min_epoch_size differ"):
+        make_al(checkpoint_dir=tmp_path, n_cycles=2,
+                estimator=small_net(min_epoch_size=64)).fit(X, y)

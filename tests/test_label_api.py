@@ -1,0 +1,318 @@
+"""The labeling server's API (skal.label.server) through Starlette's TestClient."""
+
+import io
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from label_support import CLASSES, make_project, wait_for  # noqa: E402
+from skal.label.server import create_app  # noqa: E402
+
+BASE = "http://127.0.0.1:8765"
+ORIGIN = {"Origin": BASE}
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(project, client, truth) with the first (random) batch open."""
+    project, truth = make_project(tmp_path)
+    app = create_app(project, annotator="ana", port=8765)
+    client = TestClient(app, base_url=BASE)
+    state = wait_for(lambda: client.get("/api/state").json()["batch"], what="first batch")
+    assert state["round"] == 0
+    return project, client, truth
+
+
+def _labels_bytes(project):
+    path = project.path / "labels.jsonl"
+    return path.read_bytes() if path.exists() else b""
+
+
+def _answer_all(client, project, truth, skip=()):
+    state = client.get("/api/state").json()
+    answers = [{"id": it["id"], "skip": True} if it["id"] in skip else
+               {"id": it["id"], "label": truth[it["file"]], "seconds": 1.5}
+               for it in state["batch"]["items"]]
+    r = client.post("/api/answers", json={"round": state["batch"]["round"], "answers": answers},
+                    headers=ORIGIN)
+    assert r.status_code == 200, r.text
+    return state
+
+
+def test_state_and_first_batch(served):
+    project, client, _ = served
+    state = client.get("/api/state").json()
+    batch = state["batch"]
+    assert state["classes"] == CLASSES and state["annotator"] == "ana"
+    assert batch["method"] == "random" and batch["score_name"] == "random draw"
+    assert len(batch["items"]) == 6 and batch["unanswered"] == 6
+    assert [it["rank"] for it in batch["items"]] == [1, 2, 3, 4, 5, 6]
+    assert all("guess" not in it for it in batch["items"])  # off by default
+    assert state["counts"]["per_class"] == {"dark": 0, "bright": 0}
+    assert state["worker"]["stage"] == "idle" and state["model_version"] == 0
+    page = client.get("/")
+    assert page.status_code == 200 and "skal label" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_image_by_id(served):
+    project, client, _ = served
+    item = 5
+    r = client.get(f"/api/items/{item}/image")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    shown = np.asarray(Image.open(io.BytesIO(r.content)))
+    original = np.asarray(Image.open(project.path.parent / "images" / project.files[item]))
+    np.testing.assert_array_equal(shown, original)
+    assert client.get("/api/items/40/image").status_code == 404
+    assert "no item with id 40" in client.get("/api/items/40/image").json()["detail"]
+    assert client.get("/api/items/-1/image").status_code == 404
+    assert client.get("/api/items/..%2Fproject.json/image").status_code in (404, 422)
+    assert client.get("/static/..%2F..%2Fproject.json").status_code == 404
+    assert client.get("/static/index.py").status_code == 404
+
+
+def test_answers_are_durable_with_provenance(served):
+    project, client, truth = served
+    batch = client.get("/api/state").json()["batch"]
+    first = batch["items"][0]
+    r = client.post("/api/answers", headers=ORIGIN, json={"round": 0, "answers": [
+        {"id": first["id"], "label": "bright", "seconds": 2.25, "guess_shown": False}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["unanswered"] == 5 and r.json()["counts"]["per_class"]["bright"] == 1
+    record = json.loads(_labels_bytes(project).decode().splitlines()[-1])
+    assert record["id"] == first["id"] and record["label"] == "bright"
+    assert record["file"] == first["file"] and record["sha256"] == project.sha256[first["id"]]
+    assert record["annotator"] == "ana" and record["seconds"] == 2.25
+    assert record["round"] == 0 and record["model_version"] == 0
+    assert record["guess_shown"] is False and record["source"] == "page" and record["time"]
+    # Edit, skip, then clear (undo): each is recorded, the last one counts.
+    for answer in ({"label": "dark"}, {"skip": True}, {}):
+        r = client.post("/api/answers", headers=ORIGIN,
+                        json={"round": 0, "answers": [{"id": first["id"], **answer}]})
+        assert r.status_code == 200
+    state = client.get("/api/state").json()
+    assert state["batch"]["items"][0]["label"] is None
+    assert state["batch"]["items"][0]["skipped"] is False
+    assert len(_labels_bytes(project).decode().splitlines()) == 4
+
+
+@pytest.mark.parametrize("answers, status, message", [
+    ([{"id": "FIRST", "label": "cat"}], 400, "'cat' is not one of the project's classes"),
+    ([{"id": 999, "label": "dark"}], 404, "no item with id 999"),
+    ([{"id": "FIRST", "label": "dark"}, {"id": "FIRST", "label": "bright"}], 400,
+     "answered twice in one request"),
+    ([{"id": "OUTSIDE", "label": "dark"}], 409, "not in the open batch"),
+    ([{"id": "FIRST", "label": "dark", "skip": True}], 400, "not both"),
+    ([{"id": "FIRST", "label": "dark", "seconds": -1}], 422, "greater than or equal"),
+    ([], 422, "at least 1"),
+])
+def test_bad_answers_write_nothing(served, answers, status, message):
+    project, client, _ = served
+    batch = client.get("/api/state").json()["batch"]
+    first = batch["items"][0]["id"]
+    outside = next(i for i in range(project.n_items) if i not in [it["id"] for it in batch["items"]])
+    good = {"id": batch["items"][1]["id"], "label": "dark"}
+    body = [good] + [dict(a, id={"FIRST": first, "OUTSIDE": outside}.get(a["id"], a["id"]))
+                     for a in answers] if answers else []
+    before = _labels_bytes(project)
+    r = client.post("/api/answers", json={"round": 0, "answers": body}, headers=ORIGIN)
+    assert r.status_code == status
+    assert message in json.dumps(r.json()["detail"])
+    assert _labels_bytes(project) == before  # nothing written, not even the good answer
+    assert project.label_of(good["id"]) is None
+
+
+def test_stale_round_and_submit_errors(served):
+    project, client, truth = served
+    r = client.post("/api/answers", headers=ORIGIN,
+                    json={"round": 3, "answers": [{"id": 0, "label": "dark"}]})
+    assert r.status_code == 409 and "round 3 is over" in r.json()["detail"]
+    r = client.post("/api/submit", json={"round": 0}, headers=ORIGIN)
+    assert r.status_code == 409 and "6 item(s) of the batch have no answer" in r.json()["detail"]
+    r = client.post("/api/submit", json={"round": 1}, headers=ORIGIN)
+    assert r.status_code == 409
+    r = client.post("/api/submit", json={}, headers=ORIGIN)
+    assert r.status_code == 422
+
+
+def test_submit_retrains_and_next_batch_explains_picks(served):
+    project, client, truth = served
+    state = client.get("/api/state").json()
+    skipped = state["batch"]["items"][0]["id"]
+    _answer_all(client, project, truth, skip={skipped})
+    assert client.get("/api/curve.svg").status_code == 404  # not trained yet
+    r = client.post("/api/submit", json={"round": 0}, headers=ORIGIN)
+    assert r.status_code == 202 and r.json()["submitted"] == 0
+    # No batch is open while the model trains: answers are refused.
+    r = client.post("/api/answers", headers=ORIGIN,
+                    json={"round": 0, "answers": [{"id": skipped, "label": "dark"}]})
+    assert r.status_code == 409
+    state = wait_for(lambda: (s := client.get("/api/state").json())["batch"] and s, what="batch 1")
+    batch = state["batch"]
+    assert batch["round"] == 1 and batch["method"] == "badge"
+    assert batch["score_name"] == "gradient norm" and batch["pool_size"] == 40 - 6
+    assert state["model_version"] == 1 and batch["model_version"] == 1
+    ranks = [it["rank"] for it in batch["items"]]
+    assert all(1 <= r <= 34 for r in ranks) and 1 in ranks  # BADGE's first pick: the largest
+    assert all(isinstance(it["score"], float) for it in batch["items"])
+    assert skipped not in [it["id"] for it in batch["items"]]  # not re-queried at once
+    assert project.model_meta["n_train"] == len(project.labeled_ids(holdout=False))
+    svg = client.get("/api/curve.svg")
+    assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
+    assert b"<svg" in svg.content
+
+
+def test_guess_is_optional_and_recorded(served):
+    project, client, truth = served
+    _answer_all(client, project, truth)
+    client.post("/api/submit", json={"round": 0}, headers=ORIGIN)
+    wait_for(lambda: client.get("/api/state").json()["batch"], what="batch 1")
+    plain = client.get("/api/state").json()["batch"]["items"]
+    assert all("guess" not in it for it in plain)
+    items = client.get("/api/state?guesses=1").json()["batch"]["items"]
+    assert all(it["guess"] in CLASSES and 0.5 <= it["confidence"] <= 1 for it in items)
+    r = client.post("/api/answers", headers=ORIGIN, json={"round": 1, "answers": [
+        {"id": items[0]["id"], "label": "dark", "guess_shown": True},
+        {"id": items[1]["id"], "label": "dark", "guess_shown": False}]})
+    assert r.status_code == 200
+    shown, hidden = (project.answers[items[0]["id"]], project.answers[items[1]["id"]])
+    assert shown["guess_shown"] is True and shown["guess"] == items[0]["guess"]
+    assert hidden["guess_shown"] is False and hidden["guess"] is None
+    assert shown["model_version"] == 1 and shown["round"] == 1
+
+
+def test_export_csv_and_jsonl(served):
+    project, client, truth = served
+    _answer_all(client, project, truth)
+    csv_text = client.get("/api/export.csv")
+    assert csv_text.headers["content-disposition"].endswith('filename="labels.csv"')
+    lines = csv_text.text.splitlines()
+    assert lines[0].startswith("id,file,sha256,label,skipped,holdout,annotator,time,seconds")
+    assert len(lines) == 7
+    rows = [json.loads(line) for line in client.get("/api/export.jsonl").text.splitlines()]
+    assert len(rows) == 6 and all(r["label"] == truth[r["file"]] for r in rows)
+    assert all(r["annotator"] == "ana" and r["seconds"] == 1.5 for r in rows)
+
+
+def test_host_origin_and_token_checks(tmp_path):
+    project, _ = make_project(tmp_path)
+    app = create_app(project, annotator="ana", port=8765, token="secret", start_worker=False)
+    client = TestClient(app, base_url=BASE)
+    assert client.get("/api/state").status_code == 200  # loopback: reads need no token
+    for host in ("evil.example:8765", "127.0.0.1:9999", "", "127.0.0.1:x"):
+        r = client.get("/api/state", headers={"Host": host})
+        assert r.status_code == 403, host
+    assert "not this server's" in client.get("/", headers={"Host": "evil.example"}).text
+    assert client.get("/", headers={"Host": "localhost:8765"}).status_code == 200
+    body = {"round": 0, "answers": [{"id": 0, "label": "dark"}]}
+    r = client.post("/api/answers", json=body)  # no Origin, no token
+    assert r.status_code == 403 and "same-origin" in r.text
+    r = client.post("/api/answers", json=body, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403
+    r = client.post("/api/answers", json=body, headers={"X-Skal-Token": "wrong"})
+    assert r.status_code == 403
+    # The right token passes the guard (409: this server's worker never queried a batch).
+    r = client.post("/api/answers", json=body, headers={"X-Skal-Token": "secret"})
+    assert r.status_code == 409 and "no batch is open" in r.json()["detail"]
+
+
+def test_non_loopback_needs_token(tmp_path):
+    project, _ = make_project(tmp_path)
+    app = create_app(project, annotator="ana", host="10.1.2.3", port=8765, token="secret",
+                     start_worker=False)
+    client = TestClient(app, base_url="http://10.1.2.3:8765")
+    r = client.get("/api/state")
+    assert r.status_code == 403 and "?token=" in r.text
+    assert client.get("/api/items/0/image").status_code == 403
+    assert client.get("/api/state", headers={"Host": "127.0.0.1:8765"}).status_code == 403
+    r = client.get("/?token=secret")
+    assert r.status_code == 200
+    assert "skal_token_8765=secret" in r.headers["set-cookie"]
+    assert "samesite=strict" in r.headers["set-cookie"].lower()
+    assert client.get("/api/state").status_code == 200  # the cookie now
+    client.cookies.clear()
+    assert client.get("/api/state", headers={"X-Skal-Token": "secret"}).status_code == 200
+    assert client.get("/api/state?token=nope").status_code == 403
+
+
+def test_two_tabs_writing_at_once_keep_the_log_whole(served):
+    project, client, _ = served
+    ids = [it["id"] for it in client.get("/api/state").json()["batch"]["items"]]
+    errors = []
+
+    def tab(k):
+        try:
+            own = TestClient(client.app, base_url=BASE)
+            for j in range(8):
+                r = own.post("/api/answers", headers=ORIGIN, json={"round": 0, "answers": [
+                    {"id": i, "label": CLASSES[(j + k) % 2]} for i in ids]})
+                assert r.status_code == 200, r.text
+        except Exception as exc:  # reported in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=tab, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    lines = _labels_bytes(project).decode().splitlines()
+    assert len(lines) == 3 * 8 * len(ids)
+    records = [json.loads(line) for line in lines]  # every line whole
+    # Each request's records are contiguous: writes did not interleave.
+    for start in range(0, len(records), len(ids)):
+        assert len({r["label"] for r in records[start:start + len(ids)]}) == 1
+    assert client.get("/api/state").json()["batch"]["unanswered"] == 0
+
+
+def test_server_answers_while_the_model_trains(tmp_path):
+    project, truth = make_project(tmp_path, n=60, epochs=150)
+    client = TestClient(create_app(project, annotator="ana", port=8765), base_url=BASE)
+    wait_for(lambda: client.get("/api/state").json()["batch"], what="first batch")
+    _answer_all(client, project, truth)
+    client.post("/api/submit", json={"round": 0}, headers=ORIGIN)
+    latencies, stages = [], set()
+    while True:
+        start = time.perf_counter()
+        state = client.get("/api/state").json()
+        latencies.append(time.perf_counter() - start)
+        stages.add(state["worker"]["stage"])
+        if state["batch"]:
+            break
+        assert client.get("/api/items/0/image").status_code == 200
+        time.sleep(0.05)
+    assert "training" in stages and len(latencies) >= 5
+    assert max(latencies) < 1.0, latencies
+
+
+def test_a_failed_retraining_is_shown_and_can_be_retried(tmp_path, monkeypatch):
+    from skal.label import server as server_module
+
+    project, truth = make_project(tmp_path)
+    client = TestClient(create_app(project, annotator="ana", port=8765), base_url=BASE)
+    wait_for(lambda: client.get("/api/state").json()["batch"], what="first batch")
+    assert client.post("/api/retry", headers=ORIGIN).status_code == 409  # a batch is open
+    _answer_all(client, project, truth)
+    real_advance = server_module.advance
+
+    def failing(project, progress=None):
+        raise MemoryError("out of memory while training")
+
+    monkeypatch.setattr(server_module, "advance", failing)
+    client.post("/api/submit", json={"round": 0}, headers=ORIGIN)
+    state = wait_for(lambda: (s := client.get("/api/state").json())["worker"]["stage"] == "error"
+                     and s, what="the error")
+    assert state["worker"]["message"] == "MemoryError: out of memory while training"
+    assert state["batch"] is None and state["counts"]["labeled"] == 6  # labels untouched
+    monkeypatch.setattr(server_module, "advance", real_advance)
+    assert client.post("/api/retry", headers=ORIGIN).status_code == 202
+    state = wait_for(lambda: (s := client.get("/api/state").json())["batch"] and s, what="batch 1")
+    assert state["batch"]["round"] == 1 and state["worker"]["stage"] == "idle"

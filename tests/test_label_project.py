@@ -1,0 +1,267 @@
+"""Labeling projects on disk (skal.label.project, store, loop, why)."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from label_support import CLASSES, make_image_folder, make_project
+from skal.data import load_medmnist
+from skal.label.loop import advance, load_network
+from skal.label.project import LabelError, Project, create_project
+from skal.label.store import append_jsonl, read_jsonl
+from skal.label.why import explain
+from skal.query.scores import entropy_scores
+
+
+def test_init_writes_plain_files(tmp_path):
+    folder, truth = make_image_folder(tmp_path, n=20)
+    labels = tmp_path / "known.csv"
+    labels.write_text("file,label\na/img000.png,dark\nb/c/img011.png,bright\n")
+    project, skipped = create_project(tmp_path / "p", images=folder, classes=CLASSES,
+                                      labels=labels, size=12, batch=4, holdout=0.5)
+    assert skipped == []
+    config = json.loads((tmp_path / "p" / "project.json").read_text())
+    assert config["classes"] == CLASSES and config["method"] == "badge"
+    assert config["channels"] == 1 and config["source"] == {"images": str(folder.resolve())}
+    with open(tmp_path / "p" / "items.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["file"] for r in rows] == sorted(truth)
+    # The held-out side is decided by the content hash alone.
+    assert [r["holdout"] == "1" for r in rows] == [int(r["sha256"][:8], 16) < 2**31 for r in rows]
+    assert np.load(tmp_path / "p" / "images.npy").shape == (20, 12, 12)
+    imported = read_jsonl(tmp_path / "p" / "labels.jsonl")
+    assert [(r["file"], r["label"], r["source"]) for r in imported] == [
+        ("a/img000.png", "dark", "init"), ("b/c/img011.png", "bright", "init")]
+    assert project.counts()["labeled"] == 2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"classes": ["only"]}, "at least two classes"),
+    ({"classes": ["a", "a"]}, "distinct"),
+    ({"classes": ["a", "skip"]}, "unsure/skip"),
+    ({"classes": CLASSES, "batch": 0}, "--batch must be an integer >= 1"),
+    ({"classes": CLASSES, "holdout": 1.0}, "--holdout"),
+    ({"classes": CLASSES, "method": "bald", "dropout": 0.0}, "MC-dropout"),
+])
+def test_init_refuses_bad_settings(tmp_path, kwargs, message):
+    folder, _ = make_image_folder(tmp_path, n=4)
+    with pytest.raises(LabelError, match=message):
+        create_project(tmp_path / "p", images=folder, size=12, **kwargs)
+    assert not (tmp_path / "p" / "project.json").exists()
+
+
+def test_init_refuses_a_used_folder_and_unknown_method(tmp_path):
+    folder, _ = make_image_folder(tmp_path, n=4)
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "x").write_text("")
+    with pytest.raises(LabelError, match="not an empty folder"):
+        create_project(tmp_path / "used", images=folder, classes=CLASSES)
+    with pytest.raises(ValueError, match="valid names are"):
+        create_project(tmp_path / "p", images=folder, classes=CLASSES, method="magic")
+    with pytest.raises(LabelError, match="not a labeling project"):
+        Project(tmp_path)
+
+
+def test_init_from_medmnist_hides_labels(tmp_path, real_root):
+    project, _ = create_project(tmp_path / "p", medmnist="breastmnist", root=real_root)
+    X, _ = load_medmnist("breastmnist", "train", root=real_root)
+    assert project.classes == ["malignant", "normal, benign"]
+    np.testing.assert_array_equal(project.images, X)
+    assert project.n_items == 546 and project.files[3] == "breastmnist/train/00003.png"
+    assert project.answers == {} and not (project.path / "labels.jsonl").exists()
+    assert project.config["source"] == {"medmnist": "breastmnist", "split": "train"}
+
+
+def test_teach_refuses_unknown_names_and_reports_conflicts(tmp_path):
+    project, truth = make_project(tmp_path, n=10)
+    with pytest.raises(LabelError, match="not in this project.*nope.png") as info:
+        project.teach({"a/img000.png": "dark", "nope.png": "dark"}, annotator="x")
+    assert info.value.status == 404 and project.answers == {}
+    with pytest.raises(LabelError, match="unknown class"):
+        project.teach({"a/img000.png": "purple"}, annotator="x")
+    report = project.teach({"a/img000.png": "dark", "a/img001.png": "bright"}, annotator="x")
+    assert report["added"] == 2 and report["conflicts"] == []
+    report = project.teach({"a/img000.png": "bright", "a/img001.png": "bright"}, annotator="y")
+    assert report == {"added": 0, "unchanged": 1, "overwritten": 0, "submitted": None,
+                      "conflicts": [("a/img000.png", "dark", "bright")]}
+    assert project.label_of(0) == "dark"  # not overwritten
+    report = project.teach({"a/img000.png": "bright"}, annotator="y", overwrite=True)
+    assert report["overwritten"] == 1 and project.label_of(0) == "bright"
+    # The current labels are a plain CSV too.
+    with open(project.path / "labels.csv") as fh:
+        assert {r["file"]: r["label"] for r in csv.DictReader(fh)} == {
+            "a/img000.png": "bright", "a/img001.png": "bright"}
+
+
+def test_torn_last_line_is_ignored_and_cut(tmp_path):
+    path = tmp_path / "log.jsonl"
+    append_jsonl(path, [{"a": 1}, {"a": 2}])
+    with open(path, "ab") as fh:
+        fh.write(b'{"a": 3, "tor')  # a write cut short by a crash
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
+    append_jsonl(path, [{"a": 4}])
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}, {"a": 4}]
+    path.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        read_jsonl(path)
+
+
+def test_restart_resumes_batch_answers_and_model(tmp_path):
+    project, truth = make_project(tmp_path)
+    batch = advance(project)
+    assert batch["round"] == 0 and batch["method"] == "random"
+    project.record_answers([{"id": i, "label": truth[project.files[i]]} for i in batch["ids"]],
+                           "ana")
+    project.submit(0, "ana")
+    batch1 = advance(project)
+    project.record_answers([{"id": batch1["ids"][0], "skip": True}], "ana")
+    reopened = Project(project.path)
+    assert reopened.open_batch()["ids"] == batch1["ids"] and reopened.round == 1
+    assert reopened.is_skipped(batch1["ids"][0])
+    assert reopened.model_version == 1 and reopened.answers == project.answers
+    # advance() on a restarted project with an open batch neither retrains nor re-queries.
+    assert advance(reopened)["ids"] == batch1["ids"] and reopened.model_version == 1
+    net = load_network(reopened)
+    X = reopened.images[:5]
+    np.testing.assert_allclose(net.predict_proba(X), load_network(project).predict_proba(X))
+
+
+def test_skipped_items_wait_for_the_cooldown(tmp_path):
+    project, truth = make_project(tmp_path, n=12, batch=4, skip_cooldown=1, method="random")
+    batch = advance(project)
+    skipped = batch["ids"][0]
+    project.record_answers([{"id": skipped, "skip": True}] +
+                           [{"id": i, "label": "dark"} for i in batch["ids"][1:]], "ana")
+    project.submit(0, "ana")
+    assert skipped not in project.pool_ids()  # round 1: not re-queried at once
+    b1 = advance(project)
+    project.record_answers([{"id": i, "label": "dark"} for i in b1["ids"]], "ana")
+    project.submit(1, "ana")
+    assert skipped in project.pool_ids()  # round 2: back in the pool
+    assert skipped not in project.labeled_ids()  # never trained on
+
+
+class _FixedNetwork:
+    """A stand-in network with known probabilities and embeddings."""
+
+    def __init__(self, proba):
+        self.proba = np.asarray(proba, dtype=np.float32)
+
+    def predict_proba_and_embed(self, X):
+        return self.proba, np.ones((len(self.proba), 3), dtype=np.float32)
+
+    def predict_proba(self, X):
+        return self.proba
+
+
+def test_explain_gives_each_strategy_its_own_score_and_rank():
+    proba = [[0.5, 0.5], [0.9, 0.1], [0.6, 0.4], [0.99, 0.01]]
+    X = np.zeros((4, 8, 8), np.uint8)
+    why = explain("entropy", _FixedNetwork(proba), X, [2, 0])
+    assert why["score_name"] == "entropy" and why["pool_size"] == 4
+    np.testing.assert_allclose(why["scores"], entropy_scores(np.asarray(proba))[[2, 0]], atol=1e-6)
+    assert why["ranks"] == [2, 1] and why["guesses"] == [0, 0]
+    assert why["confidences"] == [0.6, 0.5]
+    margin = explain("margin", _FixedNetwork(proba), X, [3, 0])
+    assert margin["ranks"] == [4, 1]  # smallest margin ranks first
+    np.testing.assert_allclose(margin["scores"], [0.98, 0.0], atol=1e-6)
+    # BADGE: |p - onehot(argmax)| * |h|, with |h| = sqrt(3).
+    badge = explain("badge", _FixedNetwork(proba), X, [1])
+    np.testing.assert_allclose(badge["scores"], [np.sqrt(0.02) * np.sqrt(3)], atol=1e-5)
+    assert badge["ranks"] == [3]
+    random = explain("random", None, X, [3, 1])
+    assert random["scores"] is None and random["ranks"] == [1, 2] and random["guesses"] is None
+
+
+def test_query_and_its_explanation_share_one_pass_over_the_pool(tmp_path, monkeypatch):
+    from skal.estimator import ImageClassifier
+    from skal.label import loop
+
+    project, truth = make_project(tmp_path)
+    batch = advance(project)
+    project.record_answers([{"id": i, "label": truth[project.files[i]]} for i in batch["ids"]],
+                           "ana")
+    project.submit(0, "ana")
+    learner = loop.train(project)
+    pool_size = len(project.pool_ids())
+    sizes = []
+    original = ImageClassifier._map_batches
+
+    def counting(self, X, fn, axis=0):
+        sizes.append(len(X))
+        return original(self, X, fn, axis)
+
+    monkeypatch.setattr(ImageClassifier, "_map_batches", counting)
+    batch = loop.query_batch(project, learner)
+    assert batch["method"] == "badge" and batch["scores"] is not None
+    assert sizes.count(pool_size) == 1  # BADGE and the 'why' scores: one pass
+    # Outside the query, the network predicts afresh.
+    assert learner.estimator.predict_proba(project.images[:3]).shape == (3, 2)
+
+
+def test_renamed_moved_new_and_deleted_files(tmp_path):
+    from PIL import Image
+
+    project, truth = make_project(tmp_path, n=10)
+    project.teach({"a/img000.png": "dark", "a/img001.png": "bright"}, annotator="ana")
+    images = tmp_path / "images"
+    (images / "a" / "img000.png").rename(images / "renamed.png")
+    (images / "moved").mkdir()
+    (images / "a" / "img001.png").rename(images / "moved" / "img001.png")
+    (images / "a" / "img002.png").unlink()
+    Image.fromarray(np.full((12, 12), 77, np.uint8)).save(images / "new.png")
+
+    reopened = Project(project.path)
+    report = reopened.sync_images()
+    assert sorted(report["renamed"]) == [("a/img000.png", "renamed.png"),
+                                         ("a/img001.png", "moved/img001.png")]
+    assert report["added"] == ["new.png"] and report["missing"] == ["a/img002.png"]
+    assert reopened.label_of(reopened.item_id("renamed.png")) == "dark"
+    assert reopened.item_id("renamed.png") == 0 and reopened.item_id("moved/img001.png") == 1
+    assert reopened.holdout[0] == project.holdout[0]
+    new = reopened.item_id("new.png")
+    assert new == 10 and (reopened.images[new] == 77).all()
+    # What was written is what a fresh open reads; a second sync changes nothing.
+    again = Project(project.path)
+    assert again.files == reopened.files and again.images.shape == (11, 12, 12)
+    assert again.sync_images() == {"renamed": [], "added": [], "missing": ["a/img002.png"],
+                                   "skipped": []}
+    report = again.teach({"renamed.png": "dark"}, annotator="ana")
+    assert report["unchanged"] == 1 and report["conflicts"] == []
+    assert ",renamed.png," in again.export_csv()
+
+
+@pytest.mark.parametrize("method", sorted(__import__("skal.query").query.STRATEGIES))
+def test_every_strategy_queries_and_explains(tmp_path, method):
+    from skal.label.why import SCORES
+
+    project, truth = make_project(tmp_path, n=24, batch=3, method=method)
+    batch = advance(project)
+    project.record_answers([{"id": i, "label": truth[project.files[i]]} for i in batch["ids"]],
+                           "ana")
+    project.submit(0, "ana")
+    batch = advance(project)
+    assert batch["method"] == method and len(batch["ids"]) == 3
+    assert len(set(batch["ids"])) == 3 and batch["pool_size"] == 24 - 3
+    assert all(1 <= r <= 21 for r in batch["ranks"])
+    assert batch["guesses"] is not None and all(g in CLASSES for g in batch["guesses"])
+    if method == "random":
+        assert batch["scores"] is None and batch["ranks"] == [1, 2, 3]
+    else:
+        assert batch["score_name"] == SCORES[method].name
+        assert all(np.isfinite(batch["scores"]))
+
+
+def test_explain_keeps_json_finite():
+    from skal.label.why import SCORES, Score
+
+    SCORES["_test_inf"] = Score("inf", "test", True, lambda *a: np.array([np.inf, 1.0, 0.5]))
+    try:
+        why = explain("_test_inf", _FixedNetwork([[0.5, 0.5]] * 3), np.zeros((3, 4, 4), np.uint8),
+                      [0, 2])
+    finally:
+        del SCORES["_test_inf"]
+    assert why["scores"] == [None, 0.5] and why["ranks"] == [1, 3]
+    json.dumps(why, allow_nan=False)
