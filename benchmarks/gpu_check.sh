@@ -3,9 +3,12 @@
 # protocol (ResNet-18, 50 epochs a cycle, 10 cycles) for one method on
 # pneumoniamnist, one trial, printing ACC, AUC and seconds after every cycle;
 # then benchmarks/train_speed.py (ImageClassifier.fit against a plain PyTorch
-# loop) on the same device. About 2-5 minutes on an H100; --epochs/--cycles
-# cut it down, and each step has a time limit (--limit, --speed-limit), so the
-# whole script stays under 8 minutes.
+# loop) on the same device, once alone and then in --jobs-check N processes at
+# the same time (as run_all.py --jobs N runs cells on one GPU); and last
+# benchmarks/study_time.py's estimate of the whole study's time (9 datasets x
+# 4 methods x 5 trials, paper preset) from those ResNet-18 speeds. About 3-6
+# minutes on an H100; --epochs/--cycles cut it down, and each step has a time
+# limit (--limit, --speed-limit), so the whole script stays under 9 minutes.
 #
 # The device machine has python3 with torch, scikit-learn, pandas, matplotlib
 # and tqdm, but not skorch, modAL or medmnist, and no network. Prepare, here,
@@ -16,11 +19,8 @@
 #       skorch==1.4.0 modAL-python==0.4.1 medmnist==3.0.2
 #   mkdir -p .data && cp ../shared/data/medmnist/pneumoniamnist.npz .data/
 #
-# modAL 0.4.1 needs scikit-learn < 1.8 (it passes check_X_y(force_all_finite=));
-# the script stops with a message if the machine's is newer and no
-# scikit-learn wheel is in .whl/ (then also download, for the machine's
-# Python 3.12: --python-version 3.12 --platform manylinux2014_x86_64
-# scikit-learn==1.7.2).
+# Any scikit-learn from 1.6 works: skal's modAL bridge (skal/_modal_compat.py)
+# runs modAL 0.4.1 on 1.8 and newer too.
 #
 # Then run it there with `.whl` and `.data` carried:
 #
@@ -53,12 +53,15 @@
 #   --limit S          seconds allowed for the experiment (default 360)
 #   --speed-limit S    seconds allowed for train_speed.py (default 90)
 #   --speed-args "..." arguments of train_speed.py (default: none on CUDA;
-#                      "--models small_cnn --n-images 256 --repeats 1" on the CPU)
-#   --no-speed         skip train_speed.py
+#                      "--models resnet18 --n-images 64 --repeats 1" on the CPU)
+#   --jobs-check N     train_speed.py's ResNet-18 in N processes at once, for the
+#                      estimate with run_all.py --jobs N (default 4 on CUDA, 2 on
+#                      the CPU; 0 skips it)
+#   --no-speed         skip train_speed.py and the estimate
 set -euo pipefail
 
 METHOD=random DATASET=pneumoniamnist SEED=0 EPOCHS="" CYCLES="" DEVICE=cuda WORK_DIR=""
-LIMIT=360 SPEED_LIMIT=90 SPEED_ARGS="__default__" SPEED=1
+LIMIT=360 SPEED_LIMIT=90 SPEED_ARGS="__default__" SPEED=1 JOBS_CHECK=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --method) METHOD=$2; shift 2 ;;
@@ -71,6 +74,7 @@ while [ $# -gt 0 ]; do
         --limit) LIMIT=$2; shift 2 ;;
         --speed-limit) SPEED_LIMIT=$2; shift 2 ;;
         --speed-args) SPEED_ARGS=$2; shift 2 ;;
+        --jobs-check) JOBS_CHECK=$2; shift 2 ;;
         --no-speed) SPEED=0; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -137,10 +141,6 @@ for name in ("skorch", "modAL", "medmnist", "skal"):
         print(f"{name} {getattr(module, '__version__', '')} from {module.__file__}")
     except ImportError as exc:
         missing.append(f"{name} ({exc})")
-import sklearn
-if tuple(int(p) for p in sklearn.__version__.split(".")[:2]) >= (1, 8):
-    missing.append(f"scikit-learn < 1.8 for modAL 0.4.1 (here {sklearn.__version__}): "
-                   f"carry a scikit-learn 1.7 wheel in .whl/")
 if missing:
     sys.exit("gpu_check.sh: cannot run skal here, missing: " + "; ".join(missing)
              + ". See the top of benchmarks/gpu_check.sh for the wheels to carry in .whl/.")
@@ -202,14 +202,48 @@ fi
 if [ "$SPEED" = 1 ]; then
     if [ "$SPEED_ARGS" = "__default__" ]; then
         case "$DEVICE" in
-            cpu) SPEED_ARGS="--models small_cnn --n-images 256 --repeats 1" ;;
+            cpu) SPEED_ARGS="--models resnet18 --n-images 64 --repeats 1" ;;
             *) SPEED_ARGS="" ;;
         esac
     fi
+    if [ -z "$JOBS_CHECK" ]; then
+        case "$DEVICE" in cpu) JOBS_CHECK=2 ;; *) JOBS_CHECK=4 ;; esac
+    fi
+    rm -f "$LOG_DIR"/speed*.json
     echo "== train_speed.py --device $DEVICE $SPEED_ARGS (limit ${SPEED_LIMIT} s)"
     # shellcheck disable=SC2086  # the arguments are meant to split
     timeout "$SPEED_LIMIT" "$PY" benchmarks/train_speed.py --device "$DEVICE" $SPEED_ARGS \
+            --json "$LOG_DIR/speed.json" \
         || { code=$?; echo "train_speed.py: exit status $code"; [ "$STATUS" -ne 0 ] || STATUS=$code; }
+    CONCURRENT=()
+    if [ "$JOBS_CHECK" -gt 0 ]; then
+        echo "== train_speed.py --models resnet18 in $JOBS_CHECK processes at once" \
+             "(limit ${SPEED_LIMIT} s)"
+        PIDS=()
+        # Each process gets its share of the cores, as run_all.py gives each cell.
+        THREADS=$(( $(nproc) / JOBS_CHECK )); [ "$THREADS" -ge 1 ] || THREADS=1
+        for i in $(seq 1 "$JOBS_CHECK"); do
+            # shellcheck disable=SC2086
+            OMP_NUM_THREADS=$THREADS timeout "$SPEED_LIMIT" "$PY" benchmarks/train_speed.py --device "$DEVICE" $SPEED_ARGS \
+                --models resnet18 --json "$LOG_DIR/speed_concurrent_$i.json" \
+                > "$LOG_DIR/speed_concurrent_$i.log" 2>&1 &
+            PIDS+=("$!")
+            CONCURRENT+=("$LOG_DIR/speed_concurrent_$i.json")
+        done
+        for i in "${!PIDS[@]}"; do
+            wait "${PIDS[$i]}" || { echo "process $((i + 1)): exit status $?";
+                                    CONCURRENT=(); }
+        done
+        cat "$LOG_DIR"/speed_concurrent_*.log
+    fi
+    echo "== estimate of the whole study (benchmarks/study_time.py)"
+    if [ -f "$LOG_DIR/speed.json" ]; then
+        "$PY" benchmarks/study_time.py "$LOG_DIR/speed.json" \
+            ${CONCURRENT[@]:+--concurrent "${CONCURRENT[@]}"} \
+            || { code=$?; echo "study_time.py: exit status $code"; [ "$STATUS" -ne 0 ] || STATUS=$code; }
+    else
+        echo "no speed measured: no estimate"
+    fi
 fi
 
 echo "== gpu_check.sh finished in $((SECONDS - START)) s, status $STATUS; log $LOG_DIR/gpu_check.log"

@@ -2,8 +2,8 @@
 
 The input is the CSV that ``benchmarks/run_all.py`` writes: one row per cycle
 of each (method, dataset, seed) cell, with the columns
-``method, dataset, seed, cycle, n_labeled, acc, auc, train_seconds,
-query_seconds``. For each dataset the report gives
+:data:`skal.results.RESULT_COLUMNS` (files written before ``test_loss`` and
+``query_cpu_seconds`` existed are read too). For each dataset the report gives
 
 - ``curves_<dataset>.png``: ACC and AUC against the labeled count, mean with
   a band of one standard deviation over seeds, one line per method
@@ -26,6 +26,7 @@ row written last.
 Usage::
 
     python benchmarks/report.py results/results.csv --out results/report
+    python benchmarks/report.py results/results.csv --study-table   # the study's table
     python benchmarks/report.py results.csv --out report \
         --command "python benchmarks/run_all.py ..."
 
@@ -47,7 +48,7 @@ from scipy import stats
 
 # The grid's curves are scored exactly as skal's GridSearchCV scorer scores them.
 from skal.metrics import budget_curve_area
-from skal.results import FAILURE_COLUMNS, NUMBER_COLUMNS, RESULT_COLUMNS
+from skal.results import FAILURE_COLUMNS, LATER_COLUMNS, NUMBER_COLUMNS, RESULT_COLUMNS
 
 __all__ = [
     "BASELINE",
@@ -70,13 +71,15 @@ __all__ = [
     "rank_methods",
     "render_report",
     "smallest_sign_p",
+    "study_table",
     "timing_summary",
     "validate_results",
     "write_report",
 ]
 
-#: Columns the results CSV must have (skal's one result schema).
-REQUIRED_COLUMNS = RESULT_COLUMNS
+#: Columns the results CSV must have: skal's one result schema, less the
+#: columns added later (a file without them reads as NaN there).
+REQUIRED_COLUMNS = tuple(c for c in RESULT_COLUMNS if c not in LATER_COLUMNS)
 #: One row per value of these; a duplicate is a rerun, and the last one is kept.
 KEY_COLUMNS = ("method", "dataset", "seed", "cycle")
 #: The method every other is compared with.
@@ -140,7 +143,7 @@ def validate_results(df):
         )
     if len(df) == 0:
         raise ValueError("results have no rows: nothing to report.")
-    df = df.loc[:, list(REQUIRED_COLUMNS)].copy()
+    df = df.reindex(columns=list(RESULT_COLUMNS))  # LATER_COLUMNS absent: NaN
     for column in ("method", "dataset"):
         if df[column].isna().any():
             raise ValueError(f"column {column!r} has empty values.")
@@ -633,6 +636,50 @@ def _budget_markdown(table, dataset, methods, n_seeds):
     return out
 
 
+def study_table(results, digits=4):
+    """The study's summary: per dataset, ACC and AUC at each cycle, one row per method.
+
+    The layout of the study's tables (and of its summary script, which prints
+    the mean ACC over trials per cycle): a method per row, a cycle per column
+    (headed ``cycle (labeled images)``), each cell ``mean ± std`` over the
+    trials (``ddof=1``, as everywhere in this report), ``(n=k)`` where fewer
+    trials than the dataset's reached that cycle.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Validated results (:func:`validate_results`).
+    digits : int, default=4
+
+    Returns
+    -------
+    text : str
+        Markdown: a heading and two tables (ACC, AUC) per dataset.
+    """
+    table = budget_table(results)
+    cycles = results.groupby(["dataset", "n_labeled"])["cycle"].max()
+    out = []
+    for dataset in sorted(results["dataset"].unique()):
+        part = table[table["dataset"] == dataset]
+        methods = method_order(results.loc[results["dataset"] == dataset, "method"])
+        n_trials = results[results["dataset"] == dataset].groupby("method")["seed"].nunique().max()
+        budgets = sorted(part["n_labeled"].unique())
+        out.append(f"## {dataset} (mean ± std over {n_trials} trial(s))\n")
+        for metric in METRICS:
+            rows = []
+            for method in methods:
+                cells = part[part["method"] == method].set_index("n_labeled")
+                rows.append([method] + [
+                    format_mean_std(cells.loc[b, f"{metric}_mean"], cells.loc[b, f"{metric}_std"],
+                                    cells.loc[b, f"{metric}_n"], n_trials, digits=digits)
+                    if b in cells.index else "–" for b in budgets])
+            out.append(f"**{metric.upper()}**\n")
+            out.append(_table(["method"] + [f"{cycles[(dataset, b)]} ({b})" for b in budgets],
+                              rows))
+            out.append("")
+    return "\n".join(out)
+
+
 def _area_markdown(summary, dataset, methods, n_seeds):
     ceiling = _ceiling(dataset)
     rows = []
@@ -885,7 +932,8 @@ def write_report(csv_path, out_dir, command=None, failures=None):
 
 
 def main(argv=None):
-    """Command line: ``report.py RESULTS.csv --out DIR [--command CMD] [--failures CSV]``.
+    """Command line: ``report.py RESULTS.csv --out DIR [--command CMD] [--failures CSV]``,
+    or ``report.py RESULTS.csv --study-table`` (the study's table on stdout).
 
     Parameters
     ----------
@@ -900,13 +948,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", help="tidy results CSV written by run_all.py")
-    parser.add_argument("--out", required=True, help="folder for report.md and the PNGs")
+    parser.add_argument("--out", help="folder for report.md and the PNGs")
+    parser.add_argument("--study-table", action="store_true",
+                        help="print the study's table instead (per dataset, ACC and AUC mean "
+                             "± std over trials at each cycle, a row per method); no --out")
     parser.add_argument("--command", default=None,
                         help="the command that produced the results, shown at the top")
     parser.add_argument("--failures", default=None,
                         help="CSV of failed cells (method, dataset, seed, error); a "
                              "failures.csv next to RESULTS is read anyway")
     args = parser.parse_args(argv)
+    if args.study_table:
+        print(study_table(load_results(args.results)))
+        return 0
+    if not args.out:
+        parser.error("--out is required (or --study-table to print the study's table)")
     failures = None
     if args.failures:
         failures = pd.read_csv(args.failures, dtype=str, keep_default_na=False).to_dict("records")

@@ -19,6 +19,8 @@ Layout::
 ``--work-dir`` defaults to ``runs/benchmarks/`` and ``--out`` to
 ``benchmarks/results/<preset>/``, both in the repository (whatever the current
 folder); checkpoints never go to ``--out``, which holds the committed result.
+With ``--size`` other than 28, the cells' dataset folders are
+``<dataset>_<size>`` and ``--out`` defaults to ``benchmarks/results/<preset>_<size>/``.
 A worker writes only its cell's folder; the parent process alone writes
 ``<out>``: it rewrites ``results.csv`` (atomically) each time a cell finishes,
 so the file is never half-written and lists exactly this command's finished
@@ -27,7 +29,9 @@ checkpoints (nothing is retrained) and resumes interrupted ones after their
 last completed cycle, so it can be rerun until every cell is done.
 
 Each cell uses ``--threads`` torch threads (default: usable cores // cells at
-once on its machine). On a CPU a cell's numbers depend on its settings, seed
+once on its machine). With ``--device cuda``, ``--jobs N`` runs N cells at once
+on the one GPU: N worker processes, each with its own CUDA context (loky starts
+fresh interpreters, never forks one that touched CUDA). On a CPU a cell's numbers depend on its settings, seed
 and thread count only, so pass ``--threads`` to reproduce a grid on another
 machine (the thread count changes the order of float sums in training).
 
@@ -76,9 +80,12 @@ DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def default_out(preset):
-    """Where the grid's CSV and report go by default: ``benchmarks/results/<preset>/``."""
-    return REPO / "benchmarks" / "results" / preset
+def default_out(preset, size=28):
+    """Where the grid's CSV and report go by default: ``benchmarks/results/<preset>/``.
+
+    At an image size other than the study's 28: ``benchmarks/results/<preset>_<size>/``.
+    """
+    return REPO / "benchmarks" / "results" / (preset if size == 28 else f"{preset}_{size}")
 
 
 class UsageError(Exception):
@@ -108,6 +115,9 @@ def build_parser(prog="run_all.py"):
                       help="trial seeds (default: 0 1 2 3 4)")
     grid.add_argument("--preset", default="fast", choices=list(registry.PRESETS),
                       help="protocol (default fast; 'paper' is the study's)")
+    grid.add_argument("--size", type=int, default=28, choices=registry.SIZES,
+                      help="image side (default 28, the study's; 64, 128, 224: MedMNIST+'s "
+                           "DATASET_SIZE.npz files); cells go to DATASET_SIZE/ folders")
 
     over = parser.add_argument_group("overrides of the preset (as skal run's options)")
     over.add_argument("--epochs", type=int, metavar="N", help="epochs per cycle")
@@ -117,6 +127,9 @@ def build_parser(prog="run_all.py"):
                            "budget of each dataset)")
     over.add_argument("--model", choices=list(registry.MODELS), help="backbone")
     over.add_argument("--dropout", type=float, metavar="P", help="dropout before the head")
+    over.add_argument("--weight", dest="loss_weight", type=float, metavar="W",
+                      help="ranking loss's weight of LL4AL and SCAL (default: the preset's, "
+                           "1.0)")
     over.add_argument("--device", default="auto",
                       help="'auto' (CUDA when available), 'cpu', 'cuda'... (default auto)")
 
@@ -137,7 +150,8 @@ def build_parser(prog="run_all.py"):
     par = parser.add_argument_group("parallelism")
     par.add_argument("--jobs", type=int, metavar="N",
                      help="cells at once on this machine, in joblib worker processes "
-                          "(default 1: in this process; -1: one per core)")
+                          "(default 1: in this process; -1: one per core); with --device "
+                          "cuda they share the GPU")
     par.add_argument("--threads", type=int, metavar="N",
                      help="torch threads per cell (default: usable cores // cells at once "
                           "on the machine, at least 1)")
@@ -178,12 +192,15 @@ def select_grid(args):
 
     root = resolve_root(args.root)
     if args.datasets is None:
-        datasets = [flag for flag in FLAGS_2D if dataset_path(flag, root=root).is_file()]
+        datasets = [flag for flag in FLAGS_2D
+                    if dataset_path(flag, args.size, root=root).is_file()]
         if not datasets:
+            first, last = (dataset_path(flag, args.size, root).name
+                           for flag in (FLAGS_2D[0], FLAGS_2D[-1]))
             raise UsageError(
-                f"no MedMNIST 2D file found in {root} (looked for {FLAGS_2D[0]}.npz ... "
-                f"{FLAGS_2D[-1]}.npz); pass --root (or set MEDMNIST_ROOT) to the folder "
-                f"that holds them, or name --datasets to download.")
+                f"no MedMNIST 2D file found in {root} (looked for {first} ... {last}); pass "
+                f"--root (or set MEDMNIST_ROOT) to the folder that holds them, or name "
+                f"--datasets to download.")
     else:
         datasets = []
         for flag in args.datasets:
@@ -208,7 +225,8 @@ def select_grid(args):
                          "run the cells (use --dask-workers N for a local cluster of N).")
     try:
         check_settings(epochs=args.epochs, budget=args.budget, cycles=args.cycles,
-                       dropout=args.dropout, device=args.device)
+                       dropout=args.dropout, device=args.device,
+                       loss_weight=args.loss_weight, size=args.size)
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
     return methods, datasets, seeds, root
@@ -287,7 +305,7 @@ def write_report(grid, out, command):
 # ----------------------------------------------------------------------------
 
 
-def _prepare_datasets(datasets, root, verify):
+def _prepare_datasets(datasets, root, verify, size=28):
     """Make each dataset's file present and checked, once, here; {flag: error} for the rest.
 
     A missing file is downloaded here (where the network allows), never by
@@ -296,7 +314,7 @@ def _prepare_datasets(datasets, root, verify):
     errors = {}
     for flag in datasets:
         try:
-            load_medmnist(flag, "test", root=root, verify=verify)
+            load_medmnist(flag, "test", size=size, root=root, verify=verify)
         except DatasetError as exc:
             errors[flag] = error_text(exc)
     return errors
@@ -440,7 +458,7 @@ def main(argv=None, prog=None):
     err = sys.stderr
     try:
         methods, datasets, seeds, root = select_grid(args)
-        out = Path(args.out).absolute() if args.out else default_out(args.preset)
+        out = Path(args.out).absolute() if args.out else default_out(args.preset, args.size)
         work_dir = Path(args.work_dir).absolute() if args.work_dir else DEFAULT_WORK_DIR
         if work_dir == out or out in work_dir.parents:
             raise UsageError(f"--work-dir {work_dir} is inside --out {out}: checkpoints must "
@@ -453,11 +471,12 @@ def main(argv=None, prog=None):
     cells = [(m, d, s) for d in datasets for m in methods for s in seeds]
     total = len(cells)
     print(f"grid: {len(methods)} method(s) x {len(datasets)} dataset(s) x {len(seeds)} "
-          f"seed(s) = {total} cell(s), preset {args.preset}; data {root}; checkpoints "
+          f"seed(s) = {total} cell(s), preset {args.preset}, {args.size}x{args.size} "
+          f"images; data {root}; checkpoints "
           f"{work_dir}; results {out}", file=err)
     start = time.perf_counter()
     grid = GridResults(out, methods, datasets)
-    data_errors = _prepare_datasets(datasets, root, args.verify)
+    data_errors = _prepare_datasets(datasets, root, args.verify, args.size)
     done = 0
     for method, dataset, seed in cells:
         if dataset in data_errors:
@@ -470,7 +489,8 @@ def main(argv=None, prog=None):
     to_run = [cell for cell in cells if cell[1] not in data_errors]
     settings = dict(preset=args.preset, out=str(work_dir), epochs=args.epochs,
                     budget=args.budget, cycles=args.cycles, model=args.model,
-                    dropout=args.dropout, device=args.device, root=str(root),
+                    dropout=args.dropout, loss_weight=args.loss_weight, size=args.size,
+                    device=args.device, root=str(root),
                     verify=args.verify, download=False)
     status = EXIT_OK
     try:

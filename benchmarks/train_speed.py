@@ -14,11 +14,13 @@ Usage::
     python benchmarks/train_speed.py                       # both models, CPU or GPU
     python benchmarks/train_speed.py --models small_cnn --n-images 4096 --repeats 5
     python benchmarks/train_speed.py --device cuda --n-images 20000
+    python benchmarks/train_speed.py --models resnet18 --size 64   # MedMNIST+ 64x64 images
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -89,22 +91,35 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32, help="the study's 32 by default")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--size", type=int, default=28,
+                        help="image side (default 28, the study's; 64, 128, 224: MedMNIST+)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write the measurements there, one record per model "
+                             "(benchmarks/study_time.py reads them)")
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)
     print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
-          f"batch={args.batch_size} epochs={args.epochs} repeats={args.repeats} (median)")
+          f"batch={args.batch_size} epochs={args.epochs} repeats={args.repeats} (median) "
+          f"size={args.size}")
     print(f"{'model':<10} {'images':>7} {'plain img/s':>12} {'skal img/s':>11} {'ratio':>6}")
+    records = []
     for model in args.models:
         n = args.n_images or (20000 if device.startswith("cuda") else
                               512 if model == "resnet18" else 4096)
         rng = np.random.default_rng(0)
-        X = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        X = rng.integers(0, 256, (n, args.size, args.size), dtype=np.uint8)
         y = rng.integers(0, 9, n).astype(np.int64)
         plain_ips, skal_ips = measure(model, X, y, epochs=args.epochs, batch_size=args.batch_size,
                                       device=device, repeats=args.repeats)
         print(f"{model:<10} {n:>7} {plain_ips:>12.1f} {skal_ips:>11.1f} {skal_ips / plain_ips:>6.3f}")
+        records.append({"model": model, "size": args.size, "device": str(device),
+                        "batch_size": args.batch_size, "n_images": n,
+                        "plain_images_per_second": plain_ips, "skal_images_per_second": skal_ips})
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(records, fh, indent=1)
 
 
 if __name__ == "__main__":

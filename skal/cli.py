@@ -14,7 +14,7 @@ Output layout, under ``--out`` (default ``runs/``)::
     <out>/<preset>/<dataset>/<method>/trial_<seed>/labeled.csv
     <out>/<preset>/<dataset>/<method>/trial_<seed>/checkpoint/checkpoint.pkl
 
-Running the same command again resumes every unfinished trial from its last
+(``<dataset>`` is ``<dataset>_<size>`` with ``--size`` other than 28.) Running the same command again resumes every unfinished trial from its last
 completed cycle; a finished trial is loaded, not recomputed.
 
 Exit status: 0 on success, 2 for bad options or settings (unknown method,
@@ -69,6 +69,14 @@ def _add_run_arguments(parser):
     parser.add_argument("--dropout", type=float, metavar="P",
                         help="dropout before the head (default 0, the study's network; "
                              "methods needing MC dropout get the preset's 0.3)")
+    parser.add_argument("--size", type=int, default=28, choices=registry.SIZES,
+                        help="image side: 28 (MedMNIST, the study's; default) or MedMNIST+'s "
+                             "64, 128, 224 (files DATASET_SIZE.npz); runs at another size go "
+                             "to OUT/PRESET/DATASET_SIZE/")
+    parser.add_argument("--weight", dest="loss_weight", type=float, metavar="W",
+                        help="weight of LL4AL's and SCAL's ranking loss against the "
+                             "classification loss (default: the preset's, 1.0, the study's "
+                             "--weight); other methods ignore it")
     parser.add_argument("--device", default="auto",
                         help="'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:1'...")
     parser.add_argument("--root", metavar="DIR",
@@ -86,7 +94,8 @@ def _add_run_arguments(parser):
 _EPILOG = ("Results go to OUT/PRESET/DATASET/METHOD/: results.csv (one row per trial and "
            "cycle; a trial is named by its seed), trial_SEED/results.csv (that trial's rows) "
            "and trial_SEED/labeled.csv (the cycle in which each training-split index was "
-           "first trained on), rewritten after every cycle. Running the same command again "
+           "first trained on), rewritten after every cycle; DATASET is DATASET_SIZE with "
+           "--size other than 28. Running the same command again "
            "resumes unfinished trials after their last completed cycle; finished ones are not "
            "recomputed. Exit status: 2 for bad options or settings, 1 when the data cannot be "
            "loaded.")
@@ -125,7 +134,8 @@ def build_run_parser(prog="main.py"):
 
 def _check_args(args, check_settings):
     check_settings(trials=args.trials, epochs=args.epochs, budget=args.budget,
-                   cycles=args.cycles, dropout=args.dropout, device=args.device, seed=args.seed)
+                   cycles=args.cycles, dropout=args.dropout, device=args.device, seed=args.seed,
+                   loss_weight=args.loss_weight, size=args.size)
     if args.trials is not None:
         check_settings(seed=args.seed + args.trials - 1)
 
@@ -143,8 +153,8 @@ def _run(args, err):
     _check_args(args, runner.check_settings)
     n_trials = preset.n_trials if args.trials is None else args.trials
     data = runner.load_data(info.flag, root=args.root, verify=args.verify,
-                            eval_split=preset.eval_split)
-    folder = runner.RunFolder(args.out, preset.name, info.flag, args.method)
+                            eval_split=preset.eval_split, size=args.size)
+    folder = runner.RunFolder(args.out, preset.name, info.flag, args.method, size=args.size)
     seeds = [args.seed + t for t in range(n_trials)]
     quiet = args.quiet
 
@@ -154,7 +164,8 @@ def _run(args, err):
         experiment = runner.run_trial(
             args.method, info.flag, seed, preset=preset, out=args.out, epochs=args.epochs,
             budget=args.budget, cycles=args.cycles, model=args.model, dropout=args.dropout,
-            device=args.device, data=data, progress=not quiet, callbacks=[folder])
+            loss_weight=args.loss_weight, size=args.size, device=args.device, data=data,
+            progress=not quiet, callbacks=[folder])
         folder.refresh()  # also covers cycles loaded from the checkpoint
         if experiment.n_resumed_cycles_ == experiment.n_cycles:
             loaded += 1

@@ -43,7 +43,7 @@ from skal._random import check_seed
 from skal.callbacks import Checkpoint, KeepModels, PrintCycle
 from skal.data import DatasetInfo
 from skal.exceptions import BudgetWarning, CheckpointMismatchError, ExperimentConfigError
-from skal.metrics import budget_curve_area, evaluate, infer_task, resolve_task
+from skal.metrics import budget_curve_area, cross_entropy, evaluate, infer_task, resolve_task
 from skal.query import (STRATEGIES, check_generator, check_requirements, draw_subsample,
                         final_step, get_query_strategy)
 from skal.validation import check_classes, encode_labels
@@ -196,9 +196,11 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
     learning_curve_ : list of dict
         One record per cycle, in order, with keys ``cycle`` (1-based),
         ``n_labeled`` (items trained on), ``train_seconds``,
-        ``query_seconds`` and ``queried`` (list of int: indices into ``X``
+        ``query_seconds``, ``query_cpu_seconds`` (the process's CPU time,
+        all threads) and ``queried`` (list of int: indices into ``X``
         queried after this cycle's training and labeled for the next; empty
-        and 0.0 after the last training), plus ``acc`` and ``auc`` on the
+        and 0.0 after the last training), plus ``acc``, ``auc`` and
+        ``test_loss`` (:func:`~skal.metrics.cross_entropy`) on the
         evaluation set when one was given (computed with the labels encoded
         as positions in ``classes_``, as medmnist's evaluator takes them).
     labeled_indices_ : ndarray of shape (n_labeled,), int64
@@ -469,14 +471,17 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             record = {"cycle": cycle + 1, "n_labeled": int(len(labeled)),
                       "train_seconds": time.perf_counter() - start}
             if X_eval is not None:
-                scores = evaluate(y_eval, self._proba(estimator, X_eval), self.task_)
-                record.update(acc=float(scores.ACC), auc=float(scores.AUC))
+                proba = self._proba(estimator, X_eval)
+                scores = evaluate(y_eval, proba, self.task_)
+                record.update(acc=float(scores.ACC), auc=float(scores.AUC),
+                              test_loss=cross_entropy(y_eval, proba, self.task_))
 
             pending = np.empty(0, dtype=np.int64)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             if not last:
                 pending = self._query(strategy, X, labeled, cycle, self.entropy_)
             record["query_seconds"] = time.perf_counter() - start if not last else 0.0
+            record["query_cpu_seconds"] = time.process_time() - cpu_start if not last else 0.0
             record["queried"] = pending.tolist()
 
             curve.append(record)

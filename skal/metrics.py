@@ -30,12 +30,14 @@ import warnings
 
 import numpy as np
 from medmnist.evaluator import Metrics, getACC, getAUC
+from sklearn.metrics import log_loss
 
 __all__ = [
     "TASKS",
     "Metrics",
     "accuracy",
     "auc",
+    "cross_entropy",
     "evaluate",
     "infer_task",
     "resolve_task",
@@ -202,6 +204,45 @@ def evaluate(y_true, y_score, task, undefined="nan"):
     """
     return Metrics(auc(y_true, y_score, task, undefined=undefined),
                    accuracy(y_true, y_score, task))
+
+
+def cross_entropy(y_true, y_score, task):
+    """Mean cross-entropy of predicted probabilities: the study's ``test_loss``.
+
+    The study reports its training criterion on the evaluation split:
+    ``CrossEntropyLoss`` (mean over items) for single-label tasks and
+    ``BCEWithLogitsLoss`` (mean over items and labels) for multi-label ones.
+    From probabilities these are scikit-learn's :func:`~sklearn.metrics.log_loss`
+    over the task's classes, and log-loss over every (item, label) pair.
+
+    Parameters
+    ----------
+    y_true : array-like of int, shape (N,), (N, 1) or (N, L)
+        Class ids in ``[0, C)``, or (N, L) 0/1 indicators for multi-label.
+    y_score : array-like of float, shape (N, C) or (N, L)
+        Predicted probabilities (softmax per class, or sigmoid per label).
+    task : str or DatasetInfo
+        See :func:`resolve_task`.
+
+    Returns
+    -------
+    loss : float
+        In nats; probabilities of 0 or 1 are clipped by scikit-learn, so it is finite.
+
+    Examples
+    --------
+    >>> round(cross_entropy([0, 1], [[.5, .5], [.25, .75]], "binary-class"), 4)
+    0.4904
+    """
+    y_true, y_score = _as_arrays(y_true, y_score)
+    if resolve_task(task).startswith("multi-label"):
+        # A 1-D y_pred is the positive class's probability: mean BCE over all pairs.
+        return float(log_loss(y_true.ravel(), y_score.ravel(), labels=[0, 1]))
+    # float32 softmax rows sum to 1 only within float32 rounding, which log_loss
+    # (checking in float64) warns about: renormalise, a no-op otherwise.
+    y_score = y_score / y_score.sum(axis=1, keepdims=True)
+    # The task's labels, not those present: a small split may miss a class.
+    return float(log_loss(y_true.ravel(), y_score, labels=np.arange(y_score.shape[1])))
 
 
 def budget_curve_area(n_labeled, values):

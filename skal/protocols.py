@@ -270,7 +270,7 @@ def get_preset(name):
 
 
 def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, model=None,
-                    device="auto", dropout=None, callbacks=()):
+                    device="auto", dropout=None, loss_weight=None, callbacks=()):
     """The network a preset trains for ``method`` on a dataset.
 
     Parameters
@@ -289,6 +289,9 @@ def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, mod
     dropout : float, optional
         Dropout before the head; by default 0 (the study's network), or
         ``preset.mc_dropout`` for methods that need MC dropout.
+    loss_weight : float, optional
+        The ranking loss's weight for methods with a loss head (the study's
+        ``--weight``); the preset's (1.0) by default, unused by the others.
     callbacks : sequence of (name, skorch callback)
         Extra callbacks, e.g. a progress bar.
 
@@ -326,13 +329,16 @@ def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, mod
         return ImageClassifier(**params)
     head = dict(preset.loss_head)
     head["epoch_loss"] = preset.scaled(head["epoch_loss"], epochs)
+    if loss_weight is not None:
+        head["loss_weight"] = float(loss_weight)
     if method == "scal":
         head.update(trim_size=scal_trim_size(budget), finetune_epochs=preset.scal_finetune_epochs)
     return LossPredictionClassifier(**params, **head)
 
 
 def build_experiment(preset, method, info, seed, *, epochs=None, budget=None, cycles=None,
-                     model=None, device="auto", dropout=None, callbacks=(), query_params=None,
+                     model=None, device="auto", dropout=None, loss_weight=None, callbacks=(),
+                     query_params=None,
                      checkpoint_dir=None, experiment_callbacks=None, keep_models=False):
     """The :class:`~skal.experiment.ActiveLearningClassifier` of one trial.
 
@@ -349,7 +355,7 @@ def build_experiment(preset, method, info, seed, *, epochs=None, budget=None, cy
         Overrides of the preset's epochs per cycle, per-cycle budget (also the
         initial set's size), number of cycles and backbone.
     device : str, default='auto'
-    dropout : float, optional
+    dropout, loss_weight : float, optional
         See :func:`build_estimator`.
     callbacks : sequence of (name, skorch callback)
         Extra estimator callbacks (e.g. an epoch progress bar).
@@ -371,7 +377,7 @@ def build_experiment(preset, method, info, seed, *, epochs=None, budget=None, cy
     budget = preset.budget(info) if budget is None else int(budget)
     estimator = build_estimator(preset, method, info, seed, epochs=epochs, budget=budget,
                                 model=model, device=device, dropout=dropout,
-                                callbacks=callbacks)
+                                loss_weight=loss_weight, callbacks=callbacks)
     return ActiveLearningClassifier(
         estimator,
         method,

@@ -11,7 +11,7 @@ This module imports nothing but the standard library.
 
 from __future__ import annotations
 
-__all__ = ["METHODS", "PRESETS", "MODELS", "DATASETS", "lookup"]
+__all__ = ["METHODS", "PRESETS", "MODELS", "DATASETS", "SIZES", "lookup"]
 
 #: Keys of :data:`skal.query.STRATEGIES`, in its order.
 METHODS = ("random", "least_confidence", "margin", "entropy", "bald", "ll4al", "coreset",
@@ -24,6 +24,9 @@ MODELS = ("resnet18", "small_cnn")
 DATASETS = ("pathmnist", "chestmnist", "dermamnist", "octmnist", "pneumoniamnist",
             "retinamnist", "breastmnist", "bloodmnist", "tissuemnist", "organamnist",
             "organcmnist", "organsmnist")
+#: Image sides of the 2D files (``skal.data.dataset_info(flag).sizes``): MedMNIST's
+#: 28 (the study's) and MedMNIST+'s 64, 128 and 224.
+SIZES = (28, 64, 128, 224)
 
 
 def lookup(registry, name, kind):

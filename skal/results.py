@@ -19,18 +19,23 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["RESULT_COLUMNS", "FAILURE_COLUMNS", "NUMBER_COLUMNS", "atomic_write", "csv_number",
+__all__ = ["RESULT_COLUMNS", "LATER_COLUMNS", "FAILURE_COLUMNS", "NUMBER_COLUMNS", "atomic_write", "csv_number",
            "error_text", "format_rows", "write_csv", "read_rows", "curve_rows"]
 
 #: Columns of every ``results.csv``: one row per (method, dataset, seed, cycle).
-RESULT_COLUMNS = ("method", "dataset", "seed", "cycle", "n_labeled", "acc", "auc",
-                  "train_seconds", "query_seconds")
+RESULT_COLUMNS = ("method", "dataset", "seed", "cycle", "n_labeled", "acc", "auc", "test_loss",
+                  "train_seconds", "query_seconds", "query_cpu_seconds")
+
+#: Columns added after the first files were written: a file without them is
+#: still read (its rows have '' there, NaN in a report).
+LATER_COLUMNS = ("test_loss", "query_cpu_seconds")
 
 #: Columns of a grid's ``failures.csv``: one row per failed (method, dataset, seed).
 FAILURE_COLUMNS = ("method", "dataset", "seed", "error")
 
 #: The float columns of ``results.csv`` (written with :func:`csv_number`).
-NUMBER_COLUMNS = ("acc", "auc", "train_seconds", "query_seconds")
+NUMBER_COLUMNS = ("acc", "auc", "test_loss", "train_seconds", "query_seconds",
+                  "query_cpu_seconds")
 
 # The trial column's name in files written before it was called `seed`.
 _OLD_SEED_COLUMN = "trial"
@@ -93,13 +98,16 @@ def curve_rows(method, dataset, seed, learning_curve):
     Returns
     -------
     list of dict
-        One dict per cycle with the keys :data:`RESULT_COLUMNS`; ``acc`` and
-        ``auc`` are None when the run had no evaluation set.
+        One dict per cycle with the keys :data:`RESULT_COLUMNS`; ``acc``,
+        ``auc`` and ``test_loss`` are None when the run had no evaluation set,
+        and the :data:`LATER_COLUMNS` None in cycles of a checkpoint written
+        before they were recorded.
     """
     return [{"method": method, "dataset": dataset, "seed": int(seed),
              "cycle": int(r["cycle"]), "n_labeled": int(r["n_labeled"]),
-             "acc": r.get("acc"), "auc": r.get("auc"),
-             "train_seconds": r["train_seconds"], "query_seconds": r["query_seconds"]}
+             "acc": r.get("acc"), "auc": r.get("auc"), "test_loss": r.get("test_loss"),
+             "train_seconds": r["train_seconds"], "query_seconds": r["query_seconds"],
+             "query_cpu_seconds": r.get("query_cpu_seconds")}
             for r in learning_curve]
 
 
@@ -133,7 +141,8 @@ def read_rows(path):
     """The rows of a ``results.csv`` keyed by (seed, cycle); {} when there is no file.
 
     Values stay text, as written. A file whose trial column is still called
-    ``trial`` (skal before the ``seed`` name) is read as if it were ``seed``.
+    ``trial`` (skal before the ``seed`` name) is read as if it were ``seed``;
+    one without the :data:`LATER_COLUMNS` gets '' there.
 
     Returns
     -------

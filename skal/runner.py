@@ -12,6 +12,10 @@ Output layout, under ``out``::
     <out>/<preset>/<dataset>/<method>/trial_<seed>/labeled.csv
     <out>/<preset>/<dataset>/<method>/trial_<seed>/checkpoint/checkpoint.pkl
 
+where ``<dataset>`` is the MedMNIST flag at the study's 28x28 and, at another
+image size, the flag with the size as medmnist names its files
+(``pneumoniamnist_64``): runs at different sizes never share a folder.
+
 One trial writes only inside its own ``trial_<seed>/`` folder, so trials of
 the same method can run at the same time in different processes; the
 method's ``results.csv`` is rebuilt from the trials' files by
@@ -38,11 +42,13 @@ from skal.callbacks import Callback
 from skal.data import dataset_info, load_medmnist
 from skal.exceptions import BudgetWarning
 from skal.protocols import build_experiment, get_preset, seed_everything
+from skal.registry import SIZES
 from skal.results import (RESULT_COLUMNS, atomic_write, curve_rows, error_text, format_rows,
                           read_rows, write_csv)
 
 __all__ = ["EpochProgressBar", "CycleProgressBar", "TrialFiles", "RunFolder", "SettingsError",
-           "check_settings", "load_data", "run_trial", "run_cell", "trial_dir", "summary"]
+           "check_settings", "load_data", "run_trial", "run_cell", "trial_dir", "dataset_folder",
+           "summary"]
 
 
 # ----------------------------------------------------------------------------
@@ -55,7 +61,7 @@ class SettingsError(ValueError):
 
 
 def check_settings(*, trials=None, epochs=None, budget=None, cycles=None, dropout=None,
-                   device="auto", seed=None):
+                   device="auto", seed=None, loss_weight=None, size=None):
     """Refuse settings that the experiment would only reject mid-run (or with a traceback).
 
     Parameters
@@ -68,6 +74,10 @@ def check_settings(*, trials=None, epochs=None, budget=None, cycles=None, dropou
         'auto', or a device torch knows; a CUDA device needs that GPU here.
     seed : int, optional
         A trial's seed: numpy and torch take 0 <= seed < 2**32.
+    loss_weight : float, optional
+        The ranking loss's weight (``--weight``): at least 0 when given.
+    size : int, optional
+        An image side in :data:`skal.registry.SIZES` when given.
 
     Raises
     ------
@@ -80,6 +90,11 @@ def check_settings(*, trials=None, epochs=None, budget=None, cycles=None, dropou
             raise SettingsError(f"{option} must be at least 1, got {value}.")
     if dropout is not None and not 0 <= dropout < 1:
         raise SettingsError(f"--dropout must be in [0, 1), got {dropout}.")
+    if loss_weight is not None and not loss_weight >= 0:  # NaN too
+        raise SettingsError(f"--weight must be a number >= 0 (the ranking loss's weight; "
+                            f"default 1.0), got {loss_weight}.")
+    if size is not None and size not in SIZES:
+        raise SettingsError(f"--size must be one of {', '.join(map(str, SIZES))}, got {size}.")
     if seed is not None and not 0 <= seed < 2**32:
         raise SettingsError(f"--seed must be in [0, 2**32), got {seed}.")
     if device != "auto":
@@ -97,13 +112,15 @@ def check_settings(*, trials=None, epochs=None, budget=None, cycles=None, dropou
                                     f"{torch.cuda.device_count()} GPU(s).")
 
 
-def load_data(flag, root=None, verify=True, download=None, eval_split="test"):
+def load_data(flag, root=None, verify=True, download=None, eval_split="test", size=28):
     """(X_train, y_train, X_eval, y_eval) of a dataset, as a trial trains on them.
 
-    The training split is the pool, ``eval_split`` (the preset's) is scored.
+    The training split is the pool, ``eval_split`` (the preset's) is scored;
+    images are ``size`` x ``size`` (:func:`skal.data.load_medmnist`).
     """
-    X, y = load_medmnist(flag, "train", root=root, download=download, verify=verify)
-    X_eval, y_eval = load_medmnist(flag, eval_split, root=root, download=download, verify=verify)
+    X, y = load_medmnist(flag, "train", size=size, root=root, download=download, verify=verify)
+    X_eval, y_eval = load_medmnist(flag, eval_split, size=size, root=root, download=download,
+                                   verify=verify)
     return X, y, X_eval, y_eval
 
 
@@ -195,7 +212,16 @@ class CycleProgressBar(Callback):
 # ----------------------------------------------------------------------------
 
 
-def trial_dir(out, preset, dataset, method, seed):
+def dataset_folder(dataset, size=28):
+    """A dataset's folder name: the flag at 28x28, ``<flag>_<size>`` at another size.
+
+    The study's size keeps the plain flag, so folders written before sizes
+    existed are still found; other sizes follow medmnist's file names.
+    """
+    return str(dataset) if int(size) == 28 else f"{dataset}_{int(size)}"
+
+
+def trial_dir(out, preset, dataset, method, seed, size=28):
     """The folder of one trial: ``<out>/<preset>/<dataset>/<method>/trial_<seed>``.
 
     Everything :func:`run_trial` writes is inside it: ``results.csv``,
@@ -207,12 +233,15 @@ def trial_dir(out, preset, dataset, method, seed):
     preset, dataset, method : str
         The preset's name, the MedMNIST flag and the strategy's name.
     seed : int
+    size : int, default=28
+        The image side; the dataset's folder is :func:`dataset_folder`.
 
     Returns
     -------
     pathlib.Path
     """
-    return Path(out) / str(preset) / str(dataset) / str(method) / f"trial_{seed}"
+    return (Path(out) / str(preset) / dataset_folder(dataset, size) / str(method)
+            / f"trial_{seed}")
 
 
 class TrialFiles(Callback):
@@ -269,10 +298,12 @@ class RunFolder(Callback):
     ----------
     out : path-like
     preset, dataset, method : str
+    size : int, default=28
+        The image side (see :func:`dataset_folder`).
     """
 
-    def __init__(self, out, preset, dataset, method):
-        self.path = Path(out) / preset / dataset / method
+    def __init__(self, out, preset, dataset, method, size=28):
+        self.path = Path(out) / preset / dataset_folder(dataset, size) / method
         self.csv_path = self.path / "results.csv"
         self.rows = read_rows(self.csv_path)
 
@@ -324,8 +355,8 @@ def summary(rows, seeds):
 
 
 def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None, budget=None,
-              cycles=None, model=None, dropout=None, device="auto", root=None, verify=True,
-              download=None, data=None, progress=False, callbacks=()):
+              cycles=None, model=None, dropout=None, loss_weight=None, size=28, device="auto",
+              root=None, verify=True, download=None, data=None, progress=False, callbacks=()):
     """Run one trial of one (preset, dataset, method) exactly as ``skal run`` does.
 
     Seeds the global generators with ``seed``, builds the experiment with
@@ -350,6 +381,12 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
         The output root, as ``--out``.
     epochs, budget, cycles, model, dropout : optional
         Overrides of the preset, as the options of the same names.
+    loss_weight : float, optional
+        The ranking loss's weight of LL4AL and SCAL (``--weight``); the
+        preset's by default.
+    size : int, default=28
+        The image side (:data:`skal.registry.SIZES`): MedMNIST's file at that size is
+        loaded, and the trial's folder says it (:func:`dataset_folder`).
     device : str, default='auto'
     root : path-like, optional
         Folder of the MedMNIST files (see :func:`skal.data.resolve_root`).
@@ -383,18 +420,18 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
     preset = get_preset(preset)
     info = dataset_info(dataset)
     check_settings(epochs=epochs, budget=budget, cycles=cycles, dropout=dropout, device=device,
-                   seed=seed)
+                   seed=seed, loss_weight=loss_weight, size=size)
     if data is None:
         data = load_data(info.flag, root=root, verify=verify, download=download,
-                         eval_split=preset.eval_split)
+                         eval_split=preset.eval_split, size=size)
     X, y, X_test, y_test = data
-    path = trial_dir(out, preset.name, info.flag, method, seed)
+    path = trial_dir(out, preset.name, info.flag, method, seed, size=size)
     bar = CycleProgressBar(f"cycles (trial {seed})", disable=not progress)
 
     seed_everything(seed)
     experiment = build_experiment(
         preset, method, info, seed, epochs=epochs, budget=budget, cycles=cycles, model=model,
-        device=device, dropout=dropout,
+        device=device, dropout=dropout, loss_weight=loss_weight,
         callbacks=[("epoch_progress", EpochProgressBar(position=2))] if progress else [],
         checkpoint_dir=path / "checkpoint",
         experiment_callbacks=[TrialFiles(path, method, info.flag, seed), bar, *callbacks])

@@ -124,6 +124,34 @@ def test_multilabel_chestmnist_end_to_end(tmp_path, make_synthetic_medmnist, cap
     assert [r["n_labeled"] for r in rows] == ["10", "20", "30"]
 
 
+def test_size_64_loads_that_file_and_gets_its_own_folder(tmp_path, make_synthetic_medmnist,
+                                                          capsys):
+    from skal.runner import run_trial
+
+    root, out = tmp_path / "data", tmp_path / "out"
+    make_synthetic_medmnist(root, "bloodmnist", n_per_split=(40, 4, 20), size=64)
+    args = ["--method", "ll4al", "--dataset", "bloodmnist", *TINY, "--cycles", "2", "--root",
+            str(root), "--out", str(out), "--no-verify", "--quiet"]
+    # Only the 64x64 file is there: at the default 28 the run cannot find its data...
+    assert run_main(args) == 1
+    assert "'bloodmnist.npz' was not found" in one_line_error(capsys)
+    # ...at 64 it trains (the loss head reads 64x64 stages) into bloodmnist_64/.
+    assert run_main([*args, "--size", "64"]) == 0
+    rows = read_rows(run_dir(out, "bloodmnist_64", "ll4al") / "results.csv")
+    assert [r["n_labeled"] for r in rows] == ["10", "20"] and rows[0]["dataset"] == "bloodmnist"
+    assert all(float(r["test_loss"]) > 0 for r in rows)
+    assert not run_dir(out, "bloodmnist", "ll4al").exists()
+    # The trial trained on the 64x64 images (resumed from its checkpoint, not retrained).
+    experiment = run_trial("ll4al", "bloodmnist", 0, preset="fast", out=out, model="small_cnn",
+                           epochs=1, cycles=2, budget=10, device="cpu", size=64, root=root,
+                           verify=False)
+    assert experiment.n_resumed_cycles_ == 2
+    assert experiment.learner_.X_training.shape[1:] == (64, 64, 3)
+    with pytest.raises(SystemExit):
+        run_main([*args, "--size", "32"])
+    assert "invalid choice: 32" in capsys.readouterr().err
+
+
 # -- bad input -------------------------------------------------------------------
 
 
@@ -158,6 +186,8 @@ def one_line_error(capsys):
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
     (["--seed", "-1"], "--seed must be in [0, 2**32)"),
+    (["--weight", "-0.5"], "--weight must be a number >= 0"),
+    (["--weight", "nan"], "--weight must be a number >= 0"),
     (["--device", "gpu"], "not a device torch knows"),
     pytest.param(["--device", "cuda"], "CUDA is not available", marks=pytest.mark.skipif(
         torch.cuda.is_available(), reason="CUDA is available here")),
@@ -194,6 +224,21 @@ def test_rerun_with_other_settings_is_refused(real_root, tmp_path, capsys):
     assert run_main([*base, "--epochs", "2"]) == 2
     err = one_line_error(capsys)
     assert "other settings" in err and "max_epochs" in err and "--out" in err
+
+
+def test_weight_reaches_the_ranking_loss_and_a_rerun_must_repeat_it(real_root, tmp_path, capsys):
+    base = ["--method", "ll4al", "--dataset", "breastmnist", *TINY, "--cycles", "2",
+            "--root", str(real_root), "--out", str(tmp_path), "--quiet"]
+    assert run_main([*base, "--weight", "0.25"]) == 0
+    from skal.protocols import build_estimator
+
+    assert build_estimator("paper", "ll4al", "breastmnist", 0).loss_weight == 1.0  # the study's
+    # The trained trial's estimator has the weight: a rerun with another is refused,
+    # one with the same weight loads the finished trial.
+    assert run_main([*base, "--weight", "0.5"]) == 2
+    err = one_line_error(capsys)
+    assert "other settings" in err and "loss_weight" in err
+    assert run_main([*base, "--weight", "0.25"]) == 0
 
 
 def test_help_says_the_default_preset(capsys):
@@ -242,6 +287,9 @@ def test_the_command_lines_names_are_the_registries():
     assert registry.DATASETS == tuple(FLAGS_2D)
     assert registry.PRESETS == tuple(PRESETS)
     assert registry.MODELS == tuple(sorted(MODELS))
+    from skal.data import dataset_info
+
+    assert all(dataset_info(flag).sizes == registry.SIZES for flag in FLAGS_2D)
 
 
 HEAVY = ("torch", "skorch", "modAL", "medmnist", "sklearn")

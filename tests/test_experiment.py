@@ -21,7 +21,7 @@ from skal.data import load_medmnist
 from skal.estimator import ImageClassifier, LossPredictionClassifier
 from skal.experiment import (ActiveLearningClassifier, CheckpointMismatchError,
                              ExperimentConfigError)
-from skal.metrics import budget_curve_scorer, evaluate, make_budget_curve_scorer
+from skal.metrics import budget_curve_scorer, cross_entropy, evaluate, make_budget_curve_scorer
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,9 @@ def test_fit_runs_the_study_loop(breast):
     # The last record's figures are the final model's, as medmnist computes them.
     final = evaluate(y_test, al.predict_proba(X_test), "binary-class")
     assert curve[-1]["acc"] == final.ACC and curve[-1]["auc"] == final.AUC
+    assert curve[-1]["test_loss"] == cross_entropy(y_test, al.predict_proba(X_test),
+                                                   "binary-class")
+    assert curve[-1]["query_cpu_seconds"] == 0.0 and curve[0]["query_cpu_seconds"] >= 0.0
     assert al.score(X_test, y_test) == pytest.approx(final.ACC)
     assert al.predict(X_test).shape == (len(X_test),)
     assert al.estimator_.warm_start is True

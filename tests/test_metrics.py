@@ -5,8 +5,8 @@ import pytest
 from medmnist import Evaluator
 
 from skal.data import dataset_info, load_medmnist
-from skal.metrics import (TASKS, accuracy, auc, budget_curve_area, evaluate, infer_task,
-                          make_budget_curve_scorer, resolve_task)
+from skal.metrics import (TASKS, accuracy, auc, budget_curve_area, cross_entropy, evaluate,
+                          infer_task, make_budget_curve_scorer, resolve_task)
 
 
 def random_scores(rng, n, n_outputs, multi_label):
@@ -102,3 +102,28 @@ def test_budget_curve_scorer_replays_staged_predictions():
         (0.25 + 0.75) / 2)
     with pytest.raises(ValueError, match="metric must be"):
         make_budget_curve_scorer("f1")
+
+
+def test_cross_entropy_is_the_studys_criterion_on_probabilities():
+    import torch
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 4))
+    proba = torch.softmax(torch.tensor(logits), 1).numpy()
+    y = np.array([0, 1, 1, 3, 0, 1])  # class 2 absent: the task's labels still count
+    expected = torch.nn.functional.cross_entropy(torch.tensor(logits), torch.tensor(y)).item()
+    assert cross_entropy(y[:, None], proba, "multi-class") == pytest.approx(expected, rel=1e-9)
+    # Known answer, binary: -(log .5 + log .75) / 2.
+    assert cross_entropy([0, 1], [[.5, .5], [.25, .75]], "binary-class") == pytest.approx(
+        -(np.log(.5) + np.log(.75)) / 2)
+
+    # Multi-label: BCE with logits, mean over items and labels.
+    targets = rng.integers(0, 2, size=(6, 3))
+    logits = rng.normal(size=(6, 3))
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(logits), torch.tensor(targets, dtype=torch.float64)).item()
+    sig = torch.sigmoid(torch.tensor(logits)).numpy()
+    assert cross_entropy(targets, sig, "multi-label, binary-class") == pytest.approx(
+        expected, rel=1e-9)
+    # Certain and wrong is clipped, not infinite.
+    assert np.isfinite(cross_entropy([0, 1], [[0., 1.], [1., 0.]], "binary-class"))

@@ -24,6 +24,25 @@ def test_resnet18_accepts_every_medmnist_size(size):
     assert stages[0].shape[-1] == size
 
 
+@pytest.mark.parametrize("size", [64, 224])
+@pytest.mark.parametrize("backbone", [ResNet18, SmallCNN])
+@pytest.mark.parametrize("head", ["standard", "study"])
+def test_networks_and_loss_heads_take_medmnist_plus_sizes(backbone, head, size):
+    torch.manual_seed(0)
+    net = LossPredictionNetwork(backbone(n_classes=3), head=head).eval()
+    with torch.no_grad():
+        logits, predicted_loss = net(torch.rand(1, 3, size, size))
+    assert logits.shape == (1, 3) and predicted_loss.shape == (1,)
+    assert torch.isfinite(logits).all() and torch.isfinite(predicted_loss).all()
+
+
+def test_resnet18_cost_grows_with_the_image_area():
+    # CIFAR-style (no stem stride): multiply-adds per image, as the README states them.
+    costs = {size: count_multiply_adds(ResNet18(n_classes=2), (1, 3, size, size)) / 1e9
+             for size in (28, 64, 128, 224)}
+    assert costs == pytest.approx({28: 0.457, 64: 2.222, 128: 8.887, 224: 27.215}, abs=0.001)
+
+
 def test_small_cnn_is_at_least_ten_times_cheaper_than_resnet18():
     resnet = count_multiply_adds(ResNet18(n_classes=10), (1, 3, 28, 28))
     small = count_multiply_adds(SmallCNN(n_classes=10), (1, 3, 28, 28))

@@ -260,3 +260,33 @@ def test_main_command_line(tmp_path, results_csv, capsys):
     assert sorted(p.name for p in out.iterdir()) == [
         "curves_breastmnist.png", "curves_chestmnist.png", "report.md"]
     assert "report.md" in capsys.readouterr().out
+
+
+def test_study_table_known_means_and_stds(tmp_path, capsys):
+    # 2 methods x 2 trials x 2 cycles on one dataset, in the old columns (no test_loss).
+    rows = ["method,dataset,seed,cycle,n_labeled,acc,auc,train_seconds,query_seconds"]
+    values = {("random", 0): [(0.5, 0.6), (0.7, 0.8)], ("random", 1): [(0.7, 0.8), (0.9, 1.0)],
+              ("coreset", 0): [(0.6, 0.7), (0.8, 0.9)], ("coreset", 1): [(0.6, 0.7), (0.6, 0.5)]}
+    for (method, seed), curve in values.items():
+        for cycle, (acc, auc) in enumerate(curve, start=1):
+            rows.append(f"{method},breastmnist,{seed},{cycle},{10 * cycle},{acc},{auc},1.0,0.0")
+    path = tmp_path / "results.csv"
+    path.write_text("\n".join(rows) + "\n")
+    assert report.main([str(path), "--study-table"]) == 0
+    out = capsys.readouterr().out
+    # Two values d apart have std d / sqrt(2) (ddof=1): 0.2 -> 0.1414, 0.4 -> 0.2828.
+    assert "## breastmnist (mean ± std over 2 trial(s))" in out
+    assert "| method | 1 (10) | 2 (20) |" in out
+    acc, auc = out.split("**AUC**")
+    assert "| random | 0.6000 ± 0.1414 | 0.8000 ± 0.1414 |" in acc
+    assert "| coreset | 0.6000 ± 0.0000 | 0.7000 ± 0.1414 |" in acc
+    assert "| random | 0.7000 ± 0.1414 | 0.9000 ± 0.1414 |" in auc
+    assert "| coreset | 0.7000 ± 0.0000 | 0.7000 ± 0.2828 |" in auc
+    assert acc.index("| random |") < acc.index("| coreset |")  # the baseline first
+    # A trial missing a cycle is flagged with its count.
+    path.write_text("\n".join(rows[:-1]) + "\n")
+    assert report.main([str(path), "--study-table"]) == 0
+    assert "| coreset | 0.6000 ± 0.0000 | 0.8000 (n=1) |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        report.main([str(path)])
+    assert "--out is required" in capsys.readouterr().err

@@ -68,7 +68,8 @@ def test_joblib_grid_writes_one_tidy_csv_and_the_report(grid, capsys):
     assert grid["rc"] == 0
     out, work = grid["out"], grid["work"]
     rows = read_rows(out / "results.csv")
-    assert tuple(rows[0]) == RESULT_COLUMNS == report.REQUIRED_COLUMNS
+    assert tuple(rows[0]) == RESULT_COLUMNS
+    assert set(report.REQUIRED_COLUMNS) < set(RESULT_COLUMNS)
     assert [(r["dataset"], r["method"], r["seed"], r["cycle"], r["n_labeled"]) for r in rows] == [
         (d, m, str(s), str(c), str(10 * c))
         for d in DATASETS for m in METHODS for s in SEEDS for c in (1, 2)]
@@ -127,6 +128,29 @@ def joblib_rows(grid, dataset=None):
     rows = [dict(zip(RESULT_COLUMNS, line.split(",")))
             for line in grid["csv"].decode().splitlines()[1:]]
     return [r for r in rows if dataset in (None, r["dataset"])]
+
+
+def test_jobs_1_computes_the_numbers_of_jobs_2(grid, tmp_path, capsys):
+    # The fixture's grid ran 2 cells at a time in joblib worker processes; the same
+    # cells computed one after the other in this process, with the same torch
+    # threads per cell, give the same numbers (ACC, AUC, test loss, labeled sets).
+    args = ["--methods", *METHODS, "--datasets", "breastmnist", "--seeds", *map(str, SEEDS),
+            *TINY, "--root", str(grid["root"]), "--no-verify", "--out", str(tmp_path / "out"),
+            "--work-dir", str(tmp_path / "work"), "--jobs", "1",
+            "--threads", str(grid["threads"])]
+    assert run_all.main(args) == 0
+    captured = capsys.readouterr()
+    assert "4 computed" in captured.out
+    assert captured.err.count(f"({grid['threads']} thread(s), ") == 4
+    assert len({line.rsplit(":", 1)[-1].split(")")[0] for line in captured.err.splitlines()
+                if "thread(s)" in line}) == 1  # one process: this one
+    rows = read_rows(tmp_path / "out" / "results.csv")
+    assert all(r["test_loss"] and float(r["test_loss"]) > 0 for r in rows)
+    assert numbers(rows) == numbers(joblib_rows(grid, "breastmnist"))
+    for method in METHODS:
+        for seed in SEEDS:
+            cell = Path("fast", "breastmnist", method, f"trial_{seed}", "labeled.csv")
+            assert (tmp_path / "work" / cell).read_bytes() == (grid["work"] / cell).read_bytes()
 
 
 def test_local_dask_cluster_gives_the_joblib_numbers(grid, tmp_path, capsys):
@@ -206,6 +230,8 @@ def test_failed_cells_are_reported_and_the_others_finish(real_root, tmp_path, no
     (["--datasets", "organmnist3d"], "3D MedMNIST dataset"),
     (["--root", "EMPTY"], "no MedMNIST 2D file found in"),
     (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--weight", "-1"], "--weight must be a number >= 0"),
+    (["--root", "EMPTY", "--size", "64"], "looked for pathmnist_64.npz ... organsmnist_64.npz"),
     (["--dask-workers", "2", "--jobs", "2"], "--jobs is for joblib on this machine"),
 ])
 def test_bad_input_exits_2_before_any_work(tmp_path, monkeypatch, capsys, real_root, extra,
@@ -242,3 +268,23 @@ def test_default_grid_is_every_method_on_the_files_present(real_root, tmp_path, 
                if (real_root / f"{d}.npz").is_file()]
     assert seen["cells"] == [(m, d, s) for d in present for m in STRATEGIES for s in range(5)]
     assert seen["settings"]["preset"] == "fast" and seen["settings"]["download"] is False
+
+
+def test_size_64_grid_finds_the_64_files_and_keeps_its_own_folders(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_run_cells(cells, settings, **kwargs):
+        seen["cells"], seen["settings"] = cells, settings
+        return iter(())
+
+    monkeypatch.setattr(run_all, "run_cells", fake_run_cells)
+    root = tmp_path / "data"
+    write_synthetic_medmnist(root, "bloodmnist", n_per_split=(20, 4, 10), size=64)
+    write_synthetic_medmnist(root, "dermamnist", n_per_split=(20, 4, 10))  # 28 only
+    assert run_all.main(["--root", str(root), "--no-verify", "--size", "64", "--seeds", "0",
+                         "--methods", "random", "--weight", "0.5", "--out", str(tmp_path / "o"),
+                         "--work-dir", str(tmp_path / "w")]) == 0
+    assert seen["cells"] == [("random", "bloodmnist", 0)]
+    assert seen["settings"]["size"] == 64 and seen["settings"]["loss_weight"] == 0.5
+    assert run_all.default_out("paper", 64).name == "paper_64"
+    assert run_all.default_out("paper").name == "paper"
