@@ -47,8 +47,15 @@ def _add_run_arguments(parser):
     presets, models = list(registry.PRESETS), list(registry.MODELS)
     parser.add_argument("--method", required=True, choices=methods, metavar="METHOD",
                         help=f"query strategy, one of: {', '.join(methods)}")
-    parser.add_argument("--dataset", required=True, choices=flags, metavar="DATASET",
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", choices=flags, metavar="DATASET",
                         help=f"MedMNIST 2D dataset, one of: {', '.join(flags)}")
+    source.add_argument("--images", metavar="DIR",
+                        help="your own folder of PNG/JPEG images instead of a MedMNIST "
+                             "dataset (needs --labels); 20%% are held out, stratified, as "
+                             "the test split")
+    parser.add_argument("--labels", metavar="CSV",
+                        help="with --images: a file,label CSV naming every image's class")
     parser.add_argument("--preset", default="paper", choices=presets,
                         help="protocol: 'paper' reproduces the study (ResNet-18, 50 epochs a "
                              "cycle; default), 'fast' is CPU-sized (small CNN, 8 epochs)")
@@ -149,11 +156,17 @@ def _run(args, err):
     from skal.protocols import get_preset
 
     preset = get_preset(args.preset)
-    info = dataset_info(args.dataset)
     _check_args(args, runner.check_settings)
+    if (args.images is None) != (args.labels is None):
+        raise runner.SettingsError("--images and --labels go together: a folder of images and "
+                                   "the file,label CSV of their classes.")
     n_trials = preset.n_trials if args.trials is None else args.trials
-    data = runner.load_data(info.flag, root=args.root, verify=args.verify,
-                            eval_split=preset.eval_split, size=args.size)
+    if args.images is not None:
+        info, data = runner.load_folder(args.images, args.labels, size=args.size)
+    else:
+        info = dataset_info(args.dataset)
+        data = runner.load_data(info.flag, root=args.root, verify=args.verify,
+                                eval_split=preset.eval_split, size=args.size)
     folder = runner.RunFolder(args.out, preset.name, info.flag, args.method, size=args.size)
     seeds = [args.seed + t for t in range(n_trials)]
     quiet = args.quiet
@@ -162,7 +175,7 @@ def _run(args, err):
     loaded = 0
     for seed in trial_bar:
         experiment = runner.run_trial(
-            args.method, info.flag, seed, preset=preset, out=args.out, epochs=args.epochs,
+            args.method, info, seed, preset=preset, out=args.out, epochs=args.epochs,
             budget=args.budget, cycles=args.cycles, model=args.model, dropout=args.dropout,
             loss_weight=args.loss_weight, size=args.size, device=args.device, data=data,
             progress=not quiet, callbacks=[folder])
@@ -188,6 +201,7 @@ def _run(args, err):
 def _execute(args, prog):
     # Imported here, not at the top: they bring torch and medmnist (see the module's docstring).
     from skal.data import ChecksumError, DatasetError, DatasetFormatError, DatasetNotFoundError
+    from skal.image_folder import ImageFolderError
     from skal.runner import SettingsError
 
     err = sys.stderr
@@ -203,7 +217,7 @@ def _execute(args, prog):
               f"({', '.join(exc.differing)} differ); rerun with the same options, use "
               f"another --out, or delete that folder to start over.", file=err)
         return _EXIT_USAGE
-    except (DatasetNotFoundError, ChecksumError, DatasetFormatError) as exc:
+    except (DatasetNotFoundError, ChecksumError, DatasetFormatError, ImageFolderError) as exc:
         print(f"{prog}: error: {exc}", file=err)
         return _EXIT_DATA
     except (SettingsError, ExperimentConfigError, DatasetError) as exc:

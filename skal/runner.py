@@ -24,6 +24,7 @@ method's ``results.csv`` is rebuilt from the trials' files by
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 import os
@@ -36,11 +37,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from skorch.callbacks import Callback as SkorchCallback
+from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 from skal.callbacks import Callback
-from skal.data import dataset_info, load_medmnist
+from skal.data import DatasetInfo, dataset_info, load_medmnist
 from skal.exceptions import BudgetWarning
+from skal.image_folder import ImageFolderError, load_image_folder, read_labels_csv
 from skal.protocols import build_experiment, get_preset, seed_everything
 from skal.registry import SIZES
 from skal.results import (RESULT_COLUMNS, atomic_write, curve_rows, error_text, format_rows,
@@ -122,6 +125,70 @@ def load_data(flag, root=None, verify=True, download=None, eval_split="test", si
     X_eval, y_eval = load_medmnist(flag, eval_split, size=size, root=root, download=download,
                                    verify=verify)
     return X, y, X_eval, y_eval
+
+
+def load_folder(images, labels, size=28, test_fraction=0.2, seed=0):
+    """A folder of labeled images as a dataset a trial runs on, like a MedMNIST flag.
+
+    Every image must have a label: the pool's labels are the simulated
+    oracle. A stratified ``test_fraction`` of the images (scikit-learn's
+    ``train_test_split``, seeded) is held out and scored after every cycle;
+    the rest is the pool.
+
+    Parameters
+    ----------
+    images : path-like
+        Folder of PNG/JPEG images (see :func:`skal.image_folder.load_image_folder`).
+    labels : path-like
+        ``file,label`` CSV with a class name for every image.
+    size : int, default=28
+        Image side the images are resized to.
+    test_fraction : float, default=0.2
+    seed : int, default=0
+        Seeds the held-out split (the same for every trial and method).
+
+    Returns
+    -------
+    info : skal.data.DatasetInfo
+        ``flag`` is the folder's name; ``label_names`` the classes, sorted;
+        class ids are positions in it.
+    data : tuple
+        ``(X_train, y_train, X_test, y_test)``: uint8 images (N, size, size)
+        or (N, size, size, 3), int64 class ids (N,).
+
+    Raises
+    ------
+    skal.image_folder.ImageFolderError
+        Unreadable images or labels file, an image without a label, fewer
+        than two classes, or a class too small to split.
+    """
+    folder = load_image_folder(images, size=size)
+    with open(Path(labels).expanduser(), newline="", encoding="utf-8-sig") as fh:
+        names = sorted({(row.get("label") or "").strip() for row in csv.DictReader(fh)} - {""})
+    given = read_labels_csv(labels, names, files=folder.files)  # validates, names problems
+    missing = [f for f in folder.files if f not in given]
+    if missing:
+        raise ImageFolderError(
+            f"{len(missing)} image(s) of {images} have no label in {labels} (e.g. "
+            f"{', '.join(missing[:3])}); a simulated run needs every image labeled. Label "
+            f"them, or label them in the browser with `skal label`.", path=Path(labels))
+    if len(names) < 2:
+        raise ImageFolderError(f"{labels} names {len(names)} class(es); at least 2 are needed.",
+                               path=Path(labels))
+    y = np.array([names.index(given[f]) for f in folder.files], dtype=np.int64)
+    try:
+        X_train, X_test, y_train, y_test = train_test_split(
+            folder.images, y, test_size=test_fraction, stratify=y, random_state=seed)
+    except ValueError as exc:  # a class with a single image cannot be stratified
+        raise ImageFolderError(f"cannot hold out a stratified test split of {images}: {exc}",
+                               path=Path(images)) from None
+    info = DatasetInfo(
+        flag=folder.root.name, python_class="ImageFolder",
+        task="binary-class" if len(names) == 2 else "multi-class", n_classes=len(names),
+        n_channels=3 if folder.is_rgb else 1, label_names=tuple(names),
+        n_samples={"train": len(y_train), "val": 0, "test": len(y_test)}, sizes=(size,),
+        license="")
+    return info, (X_train, y_train, X_test, y_test)
 
 
 # ----------------------------------------------------------------------------
@@ -372,8 +439,9 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
     ----------
     method : str
         A registered query strategy.
-    dataset : str
-        A MedMNIST 2D flag.
+    dataset : str or DatasetInfo
+        A MedMNIST 2D flag, or the ``info`` of :func:`load_folder` (then pass
+        its ``data`` too).
     seed : int
         The trial's seed.
     preset : str or Preset, default='paper'
@@ -418,7 +486,7 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
         The data cannot be loaded (missing offline, corrupt).
     """
     preset = get_preset(preset)
-    info = dataset_info(dataset)
+    info = dataset if isinstance(dataset, DatasetInfo) else dataset_info(dataset)
     check_settings(epochs=epochs, budget=budget, cycles=cycles, dropout=dropout, device=device,
                    seed=seed, loss_weight=loss_weight, size=size)
     if data is None:

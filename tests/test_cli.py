@@ -334,3 +334,45 @@ def test_old_checkpoints_find_the_progress_bar_under_its_old_name():
     from skal.runner import EpochProgressBar
 
     assert skal.cli.EpochProgressBar is EpochProgressBar
+
+
+FOLDER_RUN = ["--method", "margin", "--preset", "fast", "--epochs", "1", "--cycles", "2",
+              "--budget", "8", "--device", "cpu", "--quiet"]
+
+
+def _labels_csv(path, truth):
+    path.write_text("file,label\n" + "".join(f"{f},{c}\n" for f, c in truth.items()))
+    return path
+
+
+def test_run_on_a_folder_of_own_images_and_its_labels(tmp_path, capsys):
+    from label_support import make_image_folder
+    from skal.runner import load_folder
+
+    folder, truth = make_image_folder(tmp_path, n=50)
+    labels = _labels_csv(tmp_path / "labels.csv", truth)
+    args = ["--images", str(folder), "--labels", str(labels), "--out", str(tmp_path / "out"),
+            *FOLDER_RUN]
+    assert run_main(args) == 0
+    rows = list(csv.DictReader(open(tmp_path / "out/fast/images/margin/results.csv")))
+    assert [(r["dataset"], r["cycle"], r["n_labeled"]) for r in rows] == [
+        ("images", "1", "8"), ("images", "2", "16")]
+    # The held-out 20 %, stratified: 10 images, 5 of each class; ids in sorted class order.
+    info, (X, y, X_test, y_test) = load_folder(folder, labels, size=28)
+    assert info.label_names == ("bright", "dark") and info.n_classes == 2
+    assert X.shape == (40, 28, 28) and sorted(y_test.tolist()) == [0] * 5 + [1] * 5
+    capsys.readouterr()
+    assert run_main([a for a in args if a != "--quiet"]) == 0
+    assert "already complete" in capsys.readouterr().err  # loaded, not recomputed
+
+
+def test_a_folder_run_needs_every_image_labeled(tmp_path, capsys):
+    from label_support import make_image_folder
+
+    folder, truth = make_image_folder(tmp_path, n=20)
+    truth.pop(next(iter(truth)))
+    labels = _labels_csv(tmp_path / "labels.csv", truth)
+    assert run_main(["--images", str(folder), "--labels", str(labels), *FOLDER_RUN]) == 1
+    assert "1 image(s) of" in capsys.readouterr().err
+    assert run_main(["--images", str(folder), *FOLDER_RUN]) == 2
+    assert "--images and --labels go together" in capsys.readouterr().err
