@@ -1,0 +1,26 @@
+"""benchmarks/first_cycle.py measures what the committed grid recorded for cycle 1."""
+
+import csv
+from pathlib import Path
+
+import torch
+
+from benchmarks.first_cycle import first_cycle
+from skal.protocols import get_preset
+
+GRID = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "fast" / "results.csv"
+
+
+def test_first_cycle_gives_the_committed_grids_cycle_1(real_root):
+    committed = {int(r["seed"]): float(r["acc"]) for r in csv.DictReader(open(GRID))
+                 if r["method"] == "random" and r["dataset"] == "breastmnist"
+                 and r["cycle"] == "1"}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # as the grid was run
+    try:
+        majority, rows = first_cycle(get_preset("fast"), "breastmnist", [0, 2], root=real_root)
+    finally:
+        torch.set_num_threads(threads)
+    assert round(majority, 3) == 0.731
+    assert rows[:, 0].tolist() == [committed[0], committed[2]]
+    assert ((0 <= rows[:, 1]) & (rows[:, 1] <= 1)).all()
