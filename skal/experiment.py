@@ -560,8 +560,7 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         """
         proba = model.predict_proba(X)
         model_classes = getattr(final_step(model), "classes_", None)
-        if (model_classes is None or proba.shape[1] == len(self.classes_)
-                or np.asarray(self.classes_).ndim != 1):
+        if model_classes is None or proba.shape[1] == len(self.classes_):
             return proba
         full = np.zeros((len(proba), len(self.classes_)), dtype=proba.dtype)
         full[:, encode_labels(np.asarray(model_classes), self.classes_, "classes_")] = proba
