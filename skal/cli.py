@@ -58,7 +58,7 @@ def _add_run_arguments(parser):
                         help="with --images: a file,label CSV naming every image's class")
     parser.add_argument("--preset", default="paper", choices=presets,
                         help="protocol: 'paper' reproduces the study (ResNet-18, 50 epochs a "
-                             "cycle; default), 'fast' is CPU-sized (small CNN, 8 epochs)")
+                             "cycle; default), 'fast' is CPU-sized (small CNN, 8 epochs of >= 400 images)")
     parser.add_argument("--trials", type=int, metavar="N",
                         help="number of trials (default: the preset's; paper 5, fast 1)")
     parser.add_argument("--seed", type=int, default=0,
