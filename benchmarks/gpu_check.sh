@@ -6,23 +6,27 @@
 # loop) on the same device, once alone and then in --jobs-check N processes at
 # the same time (as run_all.py --jobs N runs cells on one GPU); and last
 # benchmarks/study_time.py's estimate of the whole study's time (9 datasets x
-# 4 methods x 5 trials, paper preset) from those ResNet-18 speeds. About 3-6
-# minutes on an H100; --epochs/--cycles cut it down, and each step has a time
-# limit (--limit, --speed-limit), so the whole script stays under 9 minutes.
+# 4 methods x 5 trials, paper preset) from those ResNet-18 speeds. Expected to
+# take 3-6 minutes on an H100 (an estimate from the study's image counts: no
+# GPU has run it yet); --epochs/--cycles cut it down, and the timed steps have
+# limits (--limit, --speed-limit: 360 + 90 + 90 s by default), so it ends
+# within about 9 minutes plus the install's seconds.
 #
 # The device machine has python3 with torch, scikit-learn, pandas, matplotlib
 # and tqdm, but not skorch, modAL or medmnist, and no network. Prepare, here,
-# in the repository root (once; .whl/ and .data/ must stay out of git):
+# in the repository root (once; .whl/ must stay out of git):
 #
-#   echo /.whl/ >> .git/info/exclude; echo /.data/ >> .git/info/exclude
+#   echo /.whl/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: -d .whl \
 #       skorch==1.4.0 modAL-python==0.4.1 medmnist==3.0.2
-#   mkdir -p .data && cp ../shared/data/medmnist/pneumoniamnist.npz .data/
+#
+# pneumoniamnist comes with skal; for another --dataset, put its official
+# file in a .data/ folder (also excluded from git) and carry it too.
 #
 # Any scikit-learn from 1.6 works: skal's modAL bridge (skal/_modal_compat.py)
 # runs modAL 0.4.1 on 1.8 and newer too.
 #
-# Then run it there with `.whl` and `.data` carried:
+# Then run it there with `.whl` (and `.data`) carried:
 #
 #   bash benchmarks/gpu_check.sh                          # random, all 10 cycles, 50 epochs
 #   bash benchmarks/gpu_check.sh --method badge --cycles 5 --epochs 20

@@ -43,6 +43,7 @@ before any work; 130 when interrupted.
 Examples::
 
     python benchmarks/run_all.py          # fast preset: every method, dataset present, 5 seeds
+                                          # (in the data root, or shipped with skal)
     python benchmarks/run_all.py --jobs 2 --methods random badge --datasets breastmnist --seeds 0 1
     python benchmarks/run_all.py --preset paper --device cuda --out runs/paper-grid
     python benchmarks/run_all.py --dask-workers 4               # a local Dask cluster
@@ -69,7 +70,7 @@ from joblib import Parallel, delayed, effective_n_jobs, parallel_config  # noqa:
 from benchmarks import report  # noqa: E402
 from skal import registry  # noqa: E402
 from skal.data import (FLAGS_2D, DatasetError, dataset_info, dataset_path,  # noqa: E402
-                       load_medmnist, resolve_root)
+                       load_medmnist, locate_dataset, resolve_root)
 from skal.query import STRATEGIES  # noqa: E402
 from skal.results import (FAILURE_COLUMNS, RESULT_COLUMNS, error_text,  # noqa: E402
                           format_rows, write_csv)
@@ -193,7 +194,7 @@ def select_grid(args):
     root = resolve_root(args.root)
     if args.datasets is None:
         datasets = [flag for flag in FLAGS_2D
-                    if dataset_path(flag, args.size, root=root).is_file()]
+                    if locate_dataset(flag, args.size, root=root) is not None]
         if not datasets:
             first, last = (dataset_path(flag, args.size, root).name
                            for flag in (FLAGS_2D[0], FLAGS_2D[-1]))
@@ -308,8 +309,9 @@ def write_report(grid, out, command):
 def _prepare_datasets(datasets, root, verify, size=28):
     """Make each dataset's file present and checked, once, here; {flag: error} for the rest.
 
-    A missing file is downloaded here (where the network allows), never by
-    several workers at once; the cells then load with ``download=False``.
+    A file the root lacks is read from skal's shipped copy when there is one,
+    else downloaded here (where the network allows), never by several
+    workers at once; the cells then load with ``download=False``.
     """
     errors = {}
     for flag in datasets:

@@ -34,9 +34,9 @@ def run_dir(out, dataset="breastmnist", method="random", preset="fast"):
     return Path(out) / preset / dataset / method
 
 
-def test_run_writes_tidy_csv_and_labeled_indices(real_root, tmp_path, capsys):
+def test_run_writes_tidy_csv_and_labeled_indices(shipped_root, tmp_path, capsys):
     rc = run_main(["--method", "random", "--dataset", "breastmnist", *TINY, "--root",
-                   str(real_root), "--out", str(tmp_path), "--quiet"])
+                   str(shipped_root), "--out", str(tmp_path), "--quiet"])
     assert rc == 0
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""  # --quiet is silent
@@ -54,9 +54,9 @@ def test_run_writes_tidy_csv_and_labeled_indices(real_root, tmp_path, capsys):
 
 
 def test_skal_run_with_progress_then_a_finished_run_is_not_recomputed(
-        real_root, tmp_path, capsys, monkeypatch):
+        shipped_root, tmp_path, capsys, monkeypatch):
     args = ["run", "--method", "random", "--dataset", "breastmnist", *TINY, "--trials", "2",
-            "--root", str(real_root), "--out", str(tmp_path)]
+            "--root", str(shipped_root), "--out", str(tmp_path)]
     assert main(args) == 0
     captured = capsys.readouterr()
     for bar in ("trials", "cycles (trial 0)", "epochs"):
@@ -78,11 +78,11 @@ def test_skal_run_with_progress_then_a_finished_run_is_not_recomputed(
     assert read_rows(run_dir(tmp_path) / "results.csv") == first
 
 
-def test_resume_after_sigkill_matches_an_uninterrupted_run(real_root, tmp_path):
+def test_resume_after_sigkill_matches_an_uninterrupted_run(shipped_root, tmp_path):
     # Big enough cycles that the kill lands inside cycle 2, not after the run.
     settings = ["--method", "random", "--dataset", "breastmnist", "--preset", "fast",
                 "--model", "small_cnn", "--epochs", "2", "--cycles", "3", "--budget", "170",
-                "--device", "cpu", "--root", str(real_root), "--quiet"]
+                "--device", "cpu", "--root", str(shipped_root), "--quiet"]
     assert run_main([*settings, "--out", str(tmp_path / "reference")]) == 0
     reference = read_rows(run_dir(tmp_path / "reference") / "results.csv")
 
@@ -192,18 +192,18 @@ def one_line_error(capsys):
     pytest.param(["--device", "cuda"], "CUDA is not available", marks=pytest.mark.skipif(
         torch.cuda.is_available(), reason="CUDA is available here")),
 ])
-def test_impossible_settings_give_one_line(real_root, tmp_path, capsys, extra, message):
+def test_impossible_settings_give_one_line(shipped_root, tmp_path, capsys, extra, message):
     base = ["--method", "random", "--dataset", "breastmnist", "--preset", "fast",
-            "--cycles", "3", "--root", str(real_root), "--out", str(tmp_path), "--quiet"]
+            "--cycles", "3", "--root", str(shipped_root), "--out", str(tmp_path), "--quiet"]
     assert run_main([*base, *extra]) == 2
     err = one_line_error(capsys)
     assert err.startswith("main.py: error: ") and message in err
 
 
-def test_strategy_that_needs_what_the_model_lacks(real_root, tmp_path, capsys):
+def test_strategy_that_needs_what_the_model_lacks(shipped_root, tmp_path, capsys):
     # BALD needs MC dropout; forcing the study's dropout-free network cannot serve it.
     assert main(["run", "--method", "bald", "--dataset", "breastmnist", *TINY, "--dropout", "0",
-                 "--root", str(real_root), "--out", str(tmp_path), "--quiet"]) == 2
+                 "--root", str(shipped_root), "--out", str(tmp_path), "--quiet"]) == 2
     err = one_line_error(capsys)
     assert "bald needs MC-dropout" in err and "dropout=0.0" in err
 
@@ -217,8 +217,8 @@ def test_missing_dataset_offline_shows_the_data_layer_message(tmp_path, no_netwo
     assert len(no_network) == 1
 
 
-def test_rerun_with_other_settings_is_refused(real_root, tmp_path, capsys):
-    base = ["--method", "random", "--dataset", "breastmnist", *TINY, "--root", str(real_root),
+def test_rerun_with_other_settings_is_refused(shipped_root, tmp_path, capsys):
+    base = ["--method", "random", "--dataset", "breastmnist", *TINY, "--root", str(shipped_root),
             "--out", str(tmp_path), "--quiet"]
     assert run_main(base) == 0
     assert run_main([*base, "--epochs", "2"]) == 2
@@ -226,9 +226,9 @@ def test_rerun_with_other_settings_is_refused(real_root, tmp_path, capsys):
     assert "other settings" in err and "max_epochs" in err and "--out" in err
 
 
-def test_weight_reaches_the_ranking_loss_and_a_rerun_must_repeat_it(real_root, tmp_path, capsys):
+def test_weight_reaches_the_ranking_loss_and_a_rerun_must_repeat_it(shipped_root, tmp_path, capsys):
     base = ["--method", "ll4al", "--dataset", "breastmnist", *TINY, "--cycles", "2",
-            "--root", str(real_root), "--out", str(tmp_path), "--quiet"]
+            "--root", str(shipped_root), "--out", str(tmp_path), "--quiet"]
     assert run_main([*base, "--weight", "0.25"]) == 0
     from skal.protocols import build_estimator
 
@@ -251,7 +251,7 @@ def test_help_says_the_default_preset(capsys):
     assert "default preset: paper" in " ".join(capsys.readouterr().out.split())
 
 
-def test_the_preset_eval_split_is_the_one_scored(real_root, tmp_path, monkeypatch):
+def test_the_preset_eval_split_is_the_one_scored(shipped_root, tmp_path, monkeypatch):
     import dataclasses
 
     import skal.runner
@@ -268,9 +268,9 @@ def test_the_preset_eval_split_is_the_one_scored(real_root, tmp_path, monkeypatc
     monkeypatch.setattr(skal.runner, "load_medmnist", recording_load)
     preset = dataclasses.replace(get_preset("fast"), eval_split="val")
     experiment = run_trial("random", "breastmnist", 0, preset=preset, out=tmp_path, epochs=1,
-                           cycles=1, budget=10, model="small_cnn", device="cpu", root=real_root)
+                           cycles=1, budget=10, model="small_cnn", device="cpu", root=shipped_root)
     assert requested == ["train", "val"]
-    X_val, y_val = load("breastmnist", "val", root=real_root)
+    X_val, y_val = load("breastmnist", "val", root=shipped_root)
     from skal.metrics import evaluate
     expected = evaluate(y_val, experiment.predict_proba(X_val), "breastmnist")
     assert experiment.learning_curve_[-1]["acc"] == expected.ACC

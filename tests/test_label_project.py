@@ -64,9 +64,9 @@ def test_init_refuses_a_used_folder_and_unknown_method(tmp_path):
         Project(tmp_path)
 
 
-def test_init_from_medmnist_hides_labels(tmp_path, real_root):
-    project, _ = create_project(tmp_path / "p", medmnist="breastmnist", root=real_root)
-    X, _ = load_medmnist("breastmnist", "train", root=real_root)
+def test_init_from_medmnist_hides_labels(tmp_path, shipped_root):
+    project, _ = create_project(tmp_path / "p", medmnist="breastmnist", root=shipped_root)
+    X, _ = load_medmnist("breastmnist", "train", root=shipped_root)
     assert project.classes == ["malignant", "normal, benign"]
     np.testing.assert_array_equal(project.images, X)
     assert project.n_items == 546 and project.files[3] == "breastmnist/train/00003.png"

@@ -134,8 +134,8 @@ def test_fast_preset_shape():
         assert getattr(fast, field) == getattr(paper, field)
 
 
-def test_lr_schedule_restarts_every_cycle(real_root):
-    X, y = load_medmnist("breastmnist", "train", root=real_root)
+def test_lr_schedule_restarts_every_cycle(shipped_root):
+    X, y = load_medmnist("breastmnist", "train", root=shipped_root)
     al = build_experiment("fast", "random", "breastmnist", 0, cycles=2, epochs=5, device="cpu")
     al.fit(X[:60], y[:60])
     # The last cycle's fit: 5 epochs, decayed after 4 (as 40 of 50 in the paper).

@@ -16,10 +16,8 @@ def blocks(language):
     return re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.S)
 
 
-def test_python_examples_run_in_order(real_root, monkeypatch, tmp_path, capsys):
-    if not (real_root / "breastmnist.npz").is_file():
-        pytest.skip("breastmnist.npz is not in the data root")
-    monkeypatch.setenv("MEDMNIST_ROOT", str(real_root))
+def test_python_examples_run_in_order(shipped_root, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("MEDMNIST_ROOT", str(shipped_root))
     monkeypatch.chdir(tmp_path)
     namespace = {}
     for code in blocks("python"):

@@ -38,10 +38,9 @@ def usable_cores():
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory, real_root):
-    """The real breastmnist (linked, not copied) and a small synthetic bloodmnist."""
+def data_root(tmp_path_factory):
+    """A small synthetic bloodmnist; breastmnist is the copy skal ships."""
     root = tmp_path_factory.mktemp("data")
-    (root / "breastmnist.npz").symlink_to(real_root / "breastmnist.npz")
     write_synthetic_medmnist(root, "bloodmnist", n_per_split=(60, 8, 40))
     return root
 
@@ -189,11 +188,9 @@ def test_existing_scheduler_whose_worker_has_two_threads(grid, tmp_path, capsys)
     assert numbers(rows) == numbers(joblib_rows(grid, "breastmnist"))
 
 
-def test_failed_cells_are_reported_and_the_others_finish(real_root, tmp_path, no_network,
-                                                         capsys):
-    root = tmp_path / "data"
+def test_failed_cells_are_reported_and_the_others_finish(tmp_path, no_network, capsys):
+    root = tmp_path / "data"  # breastmnist: the copy skal ships
     root.mkdir()
-    (root / "breastmnist.npz").symlink_to(real_root / "breastmnist.npz")
     # dermamnist's file is missing from the root named explicitly; bald cannot run
     # on a network without dropout: 3 of 4 cells fail.
     args = ["--methods", "random", "bald", "--datasets", "breastmnist", "dermamnist",
@@ -228,13 +225,13 @@ def test_failed_cells_are_reported_and_the_others_finish(real_root, tmp_path, no
     (["--methods", "random", "magic"], "unknown method(s) 'magic'; valid methods: random"),
     (["--datasets", "mnist"], "Unknown MedMNIST flag 'mnist'"),
     (["--datasets", "organmnist3d"], "3D MedMNIST dataset"),
-    (["--root", "EMPTY"], "no MedMNIST 2D file found in"),
+    (["--root", "EMPTY", "--size", "128"], "no MedMNIST 2D file found in"),
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--weight", "-1"], "--weight must be a number >= 0"),
     (["--root", "EMPTY", "--size", "64"], "looked for pathmnist_64.npz ... organsmnist_64.npz"),
     (["--dask-workers", "2", "--jobs", "2"], "--jobs is for joblib on this machine"),
 ])
-def test_bad_input_exits_2_before_any_work(tmp_path, monkeypatch, capsys, real_root, extra,
+def test_bad_input_exits_2_before_any_work(tmp_path, monkeypatch, capsys, shipped_root, extra,
                                            message):
     def no_work(*a, **k):
         raise AssertionError("work started")
@@ -243,7 +240,7 @@ def test_bad_input_exits_2_before_any_work(tmp_path, monkeypatch, capsys, real_r
     monkeypatch.setattr(run_all, "run_cells", no_work)
     (tmp_path / "EMPTY").mkdir()
     extra = [str(tmp_path / "EMPTY") if e == "EMPTY" else e for e in extra]
-    base = ["--root", str(real_root)] if "--root" not in extra else []
+    base = ["--root", str(shipped_root)] if "--root" not in extra else []
     args = [*base, *TINY, *extra, "--out", str(tmp_path / "out"),
             "--work-dir", str(tmp_path / "work")]
     assert run_all.main(args) == 2
@@ -252,7 +249,15 @@ def test_bad_input_exits_2_before_any_work(tmp_path, monkeypatch, capsys, real_r
     assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
 
 
-def test_default_grid_is_every_method_on_the_files_present(real_root, tmp_path, monkeypatch):
+@pytest.mark.parametrize("files, datasets", [
+    # An empty data root: the two datasets skal ships.
+    ((), ("pneumoniamnist", "breastmnist")),
+    # A file in the root joins them, in medmnist's order.
+    (("retinamnist",), ("pneumoniamnist", "retinamnist", "breastmnist")),
+    (("bloodmnist", "breastmnist"), ("pneumoniamnist", "breastmnist", "bloodmnist")),
+])
+def test_default_grid_is_every_method_on_the_files_present_or_shipped(
+        tmp_path, monkeypatch, files, datasets):
     seen = {}
 
     def fake_run_cells(cells, settings, **kwargs):
@@ -260,13 +265,16 @@ def test_default_grid_is_every_method_on_the_files_present(real_root, tmp_path, 
         return iter(())
 
     monkeypatch.setattr(run_all, "run_cells", fake_run_cells)
-    monkeypatch.setenv("MEDMNIST_ROOT", str(real_root))
-    assert run_all.main(["--out", str(tmp_path / "out"), "--work-dir", str(tmp_path / "w")]) == 0
+    root = tmp_path / "data"
+    root.mkdir()
+    for flag in files:
+        write_synthetic_medmnist(root, flag, n_per_split=(20, 4, 10))
+    monkeypatch.setenv("MEDMNIST_ROOT", str(root))
+    assert run_all.main(["--no-verify", "--out", str(tmp_path / "out"),
+                         "--work-dir", str(tmp_path / "w")]) == 0
     from skal.query import STRATEGIES
 
-    present = [d for d in ("pneumoniamnist", "retinamnist", "breastmnist")
-               if (real_root / f"{d}.npz").is_file()]
-    assert seen["cells"] == [(m, d, s) for d in present for m in STRATEGIES for s in range(5)]
+    assert seen["cells"] == [(m, d, s) for d in datasets for m in STRATEGIES for s in range(5)]
     assert seen["settings"]["preset"] == "fast" and seen["settings"]["download"] is False
 
 
