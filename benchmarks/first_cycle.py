@@ -4,8 +4,9 @@ The fast preset's first model trains on one budget of labels (pneumoniamnist
 100, breastmnist 10, retinamnist 22). This prints, per dataset, the test
 split's majority rate and the first model's ACC and balanced accuracy (mean
 ± std over seeds, ddof=1 as in the report; ACC's minimum too), for the fast
-preset as it is or with overrides of its fields, e.g. ``--set min_epoch_size=0`` (one pass an epoch, as the preset
-trained before it presented at least 400 images an epoch)::
+preset as it is or with overrides of its fields, e.g. ``--set
+min_epoch_size=0`` (one pass an epoch, as the preset trained before it
+presented at least 400 images an epoch)::
 
     python benchmarks/first_cycle.py
     python benchmarks/first_cycle.py --set min_epoch_size=0 --seeds 0 1 2 3 4

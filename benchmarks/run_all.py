@@ -31,9 +31,10 @@ last completed cycle, so it can be rerun until every cell is done.
 Each cell uses ``--threads`` torch threads (default: usable cores // cells at
 once on its machine). With ``--device cuda``, ``--jobs N`` runs N cells at once
 on the one GPU: N worker processes, each with its own CUDA context (loky starts
-fresh interpreters, never forks one that touched CUDA). On a CPU a cell's numbers depend on its settings, seed
-and thread count only, so pass ``--threads`` to reproduce a grid on another
-machine (the thread count changes the order of float sums in training).
+fresh interpreters, never forks one that touched CUDA). On a CPU a cell's
+numbers depend on its settings, seed and thread count only, so pass
+``--threads`` to reproduce a grid on another machine (the thread count changes
+the order of float sums in training).
 
 Exit status: 0 when every cell finished; 1 when some cell failed (the
 others still run; see the summary and failures.csv); 2 for bad options (an

@@ -14,8 +14,9 @@ Output layout, under ``--out`` (default ``runs/``)::
     <out>/<preset>/<dataset>/<method>/trial_<seed>/labeled.csv
     <out>/<preset>/<dataset>/<method>/trial_<seed>/checkpoint/checkpoint.pkl
 
-(``<dataset>`` is ``<dataset>_<size>`` with ``--size`` other than 28.) Running the same command again resumes every unfinished trial from its last
-completed cycle; a finished trial is loaded, not recomputed.
+(``<dataset>`` is ``<dataset>_<size>`` with ``--size`` other than 28.) Running
+the same command again resumes every unfinished trial from its last completed
+cycle; a finished trial is loaded, not recomputed.
 
 Exit status: 0 on success, 2 for bad options or settings (unknown method,
 dataset or preset; a budget larger than the pool; a query size of 0; a
@@ -58,7 +59,8 @@ def _add_run_arguments(parser):
                         help="with --images: a file,label CSV naming every image's class")
     parser.add_argument("--preset", default="paper", choices=presets,
                         help="protocol: 'paper' reproduces the study (ResNet-18, 50 epochs a "
-                             "cycle; default), 'fast' is CPU-sized (small CNN, 8 epochs of >= 400 images)")
+                             "cycle; default), 'fast' is CPU-sized (small CNN, 8 epochs of "
+                             ">= 400 images)")
     parser.add_argument("--trials", type=int, metavar="N",
                         help="number of trials (default: the preset's; paper 5, fast 1)")
     parser.add_argument("--seed", type=int, default=0,

@@ -236,8 +236,9 @@ PRESETS = MappingProxyType({
     # pneumoniamnist) but still called every image the majority class; 400
     # made the first model beat the majority rate on every seed, 800 added
     # ~0.02 ACC at twice the early cycles' cost (benchmarks/first_cycle.py).
-    # A whole 10-cycle pneumoniamnist run took 39 s on two quiet CPU cores
-    # (badge; torch 2.14), 27-28 s with one pass.
+    # A whole 10-cycle pneumoniamnist run took 33-55 s (median 37 s, scal
+    # the slowest) on two CPU cores in the committed grid (torch 2.14),
+    # 20-30 s with one pass.
     "fast": Preset(
         name="fast",
         description="CPU-sized: small CNN, 8 epochs of at least 400 images a cycle, "

@@ -15,6 +15,10 @@ DEFAULT_REAL_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "m
 REAL_FLAGS = ("breastmnist", "retinamnist", "pneumoniamnist")
 
 
+def _real_files_folder():
+    return Path(os.environ.get("MEDMNIST_ROOT") or DEFAULT_REAL_ROOT).expanduser()
+
+
 @pytest.fixture(scope="session")
 def real_root():
     """Folder with the real breastmnist, retinamnist and pneumoniamnist files.
@@ -22,7 +26,7 @@ def real_root():
     ``$MEDMNIST_ROOT`` when set, else ``../shared/data/medmnist`` next to the
     repository. Skips the test when the folder does not exist.
     """
-    root = Path(os.environ.get("MEDMNIST_ROOT") or DEFAULT_REAL_ROOT).expanduser()
+    root = _real_files_folder()
     if not root.is_dir():
         pytest.skip(f"real MedMNIST files not found in {root} (set MEDMNIST_ROOT)")
     return root
@@ -36,7 +40,7 @@ def shipped_root(tmp_path_factory):
     which skal reads the copies it ships (byte-identical, MD5-checked): these
     tests run on a fresh clone too, never skip.
     """
-    root = Path(os.environ.get("MEDMNIST_ROOT") or DEFAULT_REAL_ROOT).expanduser()
+    root = _real_files_folder()
     return root if root.is_dir() else tmp_path_factory.mktemp("empty-root")
 
 

@@ -226,7 +226,8 @@ def test_rerun_with_other_settings_is_refused(shipped_root, tmp_path, capsys):
     assert "other settings" in err and "max_epochs" in err and "--out" in err
 
 
-def test_weight_reaches_the_ranking_loss_and_a_rerun_must_repeat_it(shipped_root, tmp_path, capsys):
+def test_weight_reaches_the_ranking_loss_and_a_rerun_must_repeat_it(shipped_root, tmp_path,
+                                                                    capsys):
     base = ["--method", "ll4al", "--dataset", "breastmnist", *TINY, "--cycles", "2",
             "--root", str(shipped_root), "--out", str(tmp_path), "--quiet"]
     assert run_main([*base, "--weight", "0.25"]) == 0
@@ -321,7 +322,8 @@ def test_top_level_names_are_lazy_and_real():
     from skal.experiment import ActiveLearningClassifier as AL
     from skal.query import STRATEGIES as registered
 
-    assert (ActiveLearningClassifier, ImageClassifier, LossPredictionClassifier) == (AL, Image, Loss)
+    assert (ActiveLearningClassifier, ImageClassifier,
+            LossPredictionClassifier) == (AL, Image, Loss)
     assert STRATEGIES is registered and load_medmnist is data_load
     assert set(skal.__all__) >= {"ActiveLearningClassifier", "STRATEGIES", "load_medmnist"}
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):

@@ -249,6 +249,19 @@ def test_bad_input_exits_2_before_any_work(tmp_path, monkeypatch, capsys, shippe
     assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
 
 
+@pytest.fixture
+def planned(monkeypatch):
+    """The cells and settings run_all.main hands to run_cells, which runs nothing."""
+    seen = {}
+
+    def fake_run_cells(cells, settings, **kwargs):
+        seen["cells"], seen["settings"] = cells, settings
+        return iter(())
+
+    monkeypatch.setattr(run_all, "run_cells", fake_run_cells)
+    return seen
+
+
 @pytest.mark.parametrize("files, datasets", [
     # An empty data root: the two datasets skal ships.
     ((), ("pneumoniamnist", "breastmnist")),
@@ -257,14 +270,7 @@ def test_bad_input_exits_2_before_any_work(tmp_path, monkeypatch, capsys, shippe
     (("bloodmnist", "breastmnist"), ("pneumoniamnist", "breastmnist", "bloodmnist")),
 ])
 def test_default_grid_is_every_method_on_the_files_present_or_shipped(
-        tmp_path, monkeypatch, files, datasets):
-    seen = {}
-
-    def fake_run_cells(cells, settings, **kwargs):
-        seen["cells"], seen["settings"] = cells, settings
-        return iter(())
-
-    monkeypatch.setattr(run_all, "run_cells", fake_run_cells)
+        tmp_path, monkeypatch, planned, files, datasets):
     root = tmp_path / "data"
     root.mkdir()
     for flag in files:
@@ -274,25 +280,18 @@ def test_default_grid_is_every_method_on_the_files_present_or_shipped(
                          "--work-dir", str(tmp_path / "w")]) == 0
     from skal.query import STRATEGIES
 
-    assert seen["cells"] == [(m, d, s) for d in datasets for m in STRATEGIES for s in range(5)]
-    assert seen["settings"]["preset"] == "fast" and seen["settings"]["download"] is False
+    assert planned["cells"] == [(m, d, s) for d in datasets for m in STRATEGIES for s in range(5)]
+    assert planned["settings"]["preset"] == "fast" and planned["settings"]["download"] is False
 
 
-def test_size_64_grid_finds_the_64_files_and_keeps_its_own_folders(tmp_path, monkeypatch):
-    seen = {}
-
-    def fake_run_cells(cells, settings, **kwargs):
-        seen["cells"], seen["settings"] = cells, settings
-        return iter(())
-
-    monkeypatch.setattr(run_all, "run_cells", fake_run_cells)
+def test_size_64_grid_finds_the_64_files_and_keeps_its_own_folders(tmp_path, planned):
     root = tmp_path / "data"
     write_synthetic_medmnist(root, "bloodmnist", n_per_split=(20, 4, 10), size=64)
     write_synthetic_medmnist(root, "dermamnist", n_per_split=(20, 4, 10))  # 28 only
     assert run_all.main(["--root", str(root), "--no-verify", "--size", "64", "--seeds", "0",
                          "--methods", "random", "--weight", "0.5", "--out", str(tmp_path / "o"),
                          "--work-dir", str(tmp_path / "w")]) == 0
-    assert seen["cells"] == [("random", "bloodmnist", 0)]
-    assert seen["settings"]["size"] == 64 and seen["settings"]["loss_weight"] == 0.5
+    assert planned["cells"] == [("random", "bloodmnist", 0)]
+    assert planned["settings"]["size"] == 64 and planned["settings"]["loss_weight"] == 0.5
     assert run_all.default_out("paper", 64).name == "paper_64"
     assert run_all.default_out("paper").name == "paper"
