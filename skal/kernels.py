@@ -561,6 +561,7 @@ def badge_kmeanspp(
     method="pruned",
     random_state=None,
     device=None,
+    on_step=None,
 ):
     """BADGE: k-means++ seeding on factorised gradient embeddings.
 
@@ -602,6 +603,11 @@ def badge_kmeanspp(
     device : str or torch.device, optional
         Where to compute. Default: the device of `embeddings` (or `probs`) if
         it is a tensor, else the CPU.
+    on_step : callable, optional
+        Called before each pick with the (N,) tensor the pick is made from
+        (not to be modified): ``||g||^2`` before the first (the argmax is
+        taken), ``D^2`` before each later one (drawn in proportion; 0 for
+        earlier picks). How a query reports its utilities.
 
     Returns
     -------
@@ -647,12 +653,16 @@ def badge_kmeanspp(
             cross = torch.mv(ar, a[j]).mul_(torch.mv(hr, h[j]))
             return (gr + gsq[j]).sub_(cross, alpha=2).clamp_min_(0)
 
+        if on_step is not None:
+            on_step(gsq)
         j = int(torch.argmax(gsq))  # largest gradient norm, first on ties
         picks = [j]
         chosen[j] = True
         d2 = dist_to(j)
         d2[j] = 0
         while len(picks) < n_select:
+            if on_step is not None:
+                on_step(d2)
             j = draw_d2(d2, chosen, rng)
             picks.append(j)
             chosen[j] = True

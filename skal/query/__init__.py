@@ -6,7 +6,12 @@ Every function follows modAL's query-strategy convention::
                        subsample=None, **method_options)
 
 and returns an ``ndarray`` of ``int64`` indices into ``X_pool`` (distinct, in
-selection order). ``learner`` is a modAL ``ActiveLearner`` (its
+selection order). With ``return_utilities=True`` it returns ``(indices,
+utilities)`` as scikit-activeml does: ``utilities`` float64 of shape
+(n_instances, len(X_pool)), row ``j`` the value each pool item had for the
+rule when pick ``j`` was made (higher = preferred), NaN for items that were
+not candidates at that step (outside the subsample, already picked, outside
+the cluster the step took from). The picks are the same either way. ``learner`` is a modAL ``ActiveLearner`` (its
 ``X_training`` is the labeled set) or a fitted estimator; the estimator may
 be a ``Pipeline`` ending in the network, whose earlier steps are applied to
 the pool and the labeled set before the network is asked. The same
@@ -27,15 +32,18 @@ Registry
 resolves a name (or passes a callable through). Each function declares what
 it needs from the estimator once, with :func:`requires`
 (:func:`strategy_requirements` reads it), and :func:`check_requirements` is
-the one check of an estimator against it, run before any training.
+the one check of an estimator against it, run before any training. Each
+also declares what its utilities are called and mean, with :func:`ranks_by`
+(:func:`strategy_utility` reads it).
 """
 
 from __future__ import annotations
 
 import skal._modal_compat  # noqa: F401  (lets modAL 0.4.1 run on scikit-learn >= 1.8)
-from skal.query._base import (REQUIREMENTS, QueryPool, check_generator, draw_subsample,
-                              final_step, missing_requirements as _missing, requirement_error,
-                              requires, subsample_size, unwrap_learner)
+from skal.query._base import (REQUIREMENTS, RULES, QueryPool, Utility, check_generator,
+                              draw_subsample, final_step, missing_requirements as _missing,
+                              ranks_by, requirement_error, requires, subsample_size,
+                              unwrap_learner)
 from skal.query.baseline import random_sampling
 from skal.query.diversity import coreset, typiclust
 from skal.query.hybrid import badge, cluster_margin, scal
@@ -50,6 +58,10 @@ __all__ = [
     "missing_requirements",
     "check_requirements",
     "requires",
+    "ranks_by",
+    "Utility",
+    "RULES",
+    "strategy_utility",
     "draw_subsample",
     "final_step",
     "random_sampling",
@@ -128,6 +140,32 @@ def strategy_requirements(name_or_callable):
         For an unknown name.
     """
     return set(getattr(get_query_strategy(name_or_callable), "requirements", ()))
+
+
+def strategy_utility(name_or_callable):
+    """What a strategy's utilities are, as it declared with :func:`ranks_by`.
+
+    Parameters
+    ----------
+    name_or_callable : str or callable
+        A registry name or a query function.
+
+    Returns
+    -------
+    Utility
+        Its name, description, selection rule and plain-words reason.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or a function that declares no utility.
+    """
+    strategy = get_query_strategy(name_or_callable)
+    declared = getattr(strategy, "utility", None)
+    if declared is None:
+        raise ValueError(f"{_strategy_name(name_or_callable)} declares no utility; decorate it "
+                         f"with skal.query.ranks_by(...) to explain its picks.")
+    return declared
 
 
 def _strategy_name(name_or_callable):

@@ -12,6 +12,7 @@ gives the same indices.
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -22,7 +23,7 @@ from skal._random import check_generator  # the one random-state rule; re-export
 
 __all__ = ["QueryPool", "check_generator", "subsample_size", "draw_subsample", "unwrap_learner",
            "final_step", "requires", "REQUIREMENTS", "missing_requirements",
-           "requirement_error", "PAPER_SUBSAMPLE_MAX"]
+           "requirement_error", "PAPER_SUBSAMPLE_MAX", "Utility", "ranks_by", "RULES"]
 
 # The study scores at most this many unlabeled items per query.
 PAPER_SUBSAMPLE_MAX = 20000
@@ -73,6 +74,74 @@ def requires(*needs):
 
     def declare(func):
         func.requirements = frozenset(needs)
+        return func
+
+    return declare
+
+
+#: How a strategy's rule turns a row of utilities into its pick (see :class:`Utility`).
+RULES = {
+    "top_k": "the same utility at every step; the picks are its n highest (ranks 1..n)",
+    "greedy": "each pick is the highest utility of its step's row; the rows change as picks "
+              "are made",
+    "drawn": "each pick is drawn at random with probability proportional to its step's row",
+}
+
+
+@dataclass(frozen=True)
+class Utility:
+    """What a strategy's utilities are: the one declaration explanations read.
+
+    Attributes
+    ----------
+    name : str
+        Short name of the value, shown next to a pick, e.g. ``'entropy'``.
+    description : str
+        One sentence: what the value is and which way the rule prefers.
+    rule : str
+        A key of :data:`RULES`: how the pick at each step follows from that
+        step's row of utilities.
+    plain : str
+        Why an item was picked, in plain words for a clinician. ``{torn}`` is
+        replaced by the model's two most probable classes with their
+        percentages (e.g. ``'52 % malignant, 48 % benign'``).
+    """
+
+    name: str
+    description: str
+    rule: str
+    plain: str
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise ValueError(f"rule must be one of {', '.join(RULES)}, got {self.rule!r}.")
+
+
+def ranks_by(name, description, *, rule, plain):
+    """Declare what a query function's utilities are, as a decorator.
+
+    The one declaration of a strategy's utility (next to :func:`requires`):
+    it sets the function's ``utility`` attribute, a :class:`Utility`, which
+    :func:`skal.query.strategy_utility` and :func:`skal.label.why.explain`
+    read. The values themselves come from the query, with
+    ``return_utilities=True``.
+
+    Parameters
+    ----------
+    name, description, rule, plain : str
+        See :class:`Utility`.
+
+    Examples
+    --------
+    >>> @ranks_by("predicted loss", "higher is preferred", rule="top_k", plain="likely wrong")
+    ... def loss_query(learner, X_pool, n_instances=1, **kwargs): ...
+    >>> loss_query.utility.rule
+    'top_k'
+    """
+    declared = Utility(name, description, rule, plain)
+
+    def declare(func):
+        func.utility = declared
         return func
 
     return declare
@@ -292,6 +361,8 @@ class QueryPool:
         See :func:`subsample_size`.
     method : str
         The query's name, for error messages.
+    return_utilities : bool, default=False
+        Whether :meth:`result` returns the utilities with the indices.
 
     Attributes
     ----------
@@ -311,8 +382,10 @@ class QueryPool:
         pool or the subsample; a bad ``subsample``.
     """
 
-    def __init__(self, learner, X_pool, n_instances, random_state, subsample, method):
+    def __init__(self, learner, X_pool, n_instances, random_state, subsample, method,
+                 return_utilities=False):
         self.method = method
+        self.return_utilities = bool(return_utilities)
         self.learner = learner
         self.estimator, self.network, self._transform = unwrap_learner(learner)
         n_instances = _check_n_instances(n_instances)
@@ -329,6 +402,7 @@ class QueryPool:
                 f"({size} of {n_pool} pool items, subsample={subsample!r}).")
         self.rng = check_generator(random_state)
         self.n_instances = n_instances
+        self.n_pool = n_pool
         index = draw_subsample(n_pool, n_instances, subsample, self.rng)
         if index is not None:
             self.index = index
@@ -368,6 +442,45 @@ class QueryPool:
     def to_pool(self, positions):
         """Pool indices (int64) of positions into the scored items."""
         return self.index[np.asarray(positions, dtype=np.int64)]
+
+    def result(self, positions, utilities):
+        """What the query returns: pool indices, and the utilities when asked for.
+
+        The one place utilities are laid out (scikit-activeml's
+        ``return_utilities`` convention), so that a query function only
+        supplies the values its rule ranked or drew by.
+
+        Parameters
+        ----------
+        positions : array-like of shape (n_instances,), int
+            The picks, as positions into the scored items, in pick order.
+        utilities : array-like of shape (M,) or (n_instances, M), or callable
+            The value each scored item had when each pick was made (higher =
+            preferred by the rule; NaN for an item that was not a candidate
+            at that step). One row serves every step of a top-k rule. A
+            callable returning it is called only when utilities are asked
+            for, so computing them costs nothing otherwise; it must not
+            draw from :attr:`rng`.
+
+        Returns
+        -------
+        indices : ndarray of shape (n_instances,), int64
+            Indices into ``X_pool``.
+        utilities : ndarray of shape (n_instances, len(X_pool)), float64
+            Only with ``return_utilities=True``. Row ``j`` holds the
+            utilities of pick ``j``'s step; NaN for pool items outside the
+            subsample and for the items picked before step ``j``.
+        """
+        indices = self.to_pool(positions)
+        if not self.return_utilities:
+            return indices
+        rows = np.asarray(utilities() if callable(utilities) else utilities, dtype=np.float64)
+        rows = np.broadcast_to(rows, (self.n_instances, len(self)))
+        out = np.full((self.n_instances, self.n_pool), np.nan)
+        out[:, self.index] = rows
+        for j in range(1, self.n_instances):
+            out[j, indices[:j]] = np.nan  # already picked: no longer a candidate
+        return indices, out
 
     # -- network ---------------------------------------------------------------
     def require(self, attribute, need):

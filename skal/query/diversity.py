@@ -11,11 +11,12 @@ without labeled centers / covered clusters.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.neighbors import NearestNeighbors
 
-from skal.kernels import k_center_greedy
-from skal.query._base import QueryPool, requires
+from skal.kernels import k_center_greedy, pairwise_sqdist_min
+from skal.query._base import QueryPool, ranks_by, requires
 from skal.query.selection import top_k
 
 __all__ = ["coreset", "typiclust", "typicality"]
@@ -29,9 +30,32 @@ def _embeddings(pool, X_labeled):
     return emb, lab
 
 
+def _k_center_rows(emb, lab, picks):
+    """Each scored item's distance to its nearest center before each pick, (n, M) float64.
+
+    The lazy k-center kernel never holds this whole vector (that is its
+    speed), so when utilities are asked for they are computed here, once,
+    for the picks it made: the labeled set, then one distance row per pick.
+    With no labeled set there is no center before the first pick: +inf.
+    """
+    emb = torch.from_numpy(np.asarray(emb, dtype=np.float64))
+    if lab is None or len(lab) == 0:
+        nearest = torch.full((len(emb),), np.inf, dtype=torch.float64)
+    else:
+        nearest = pairwise_sqdist_min(emb, torch.from_numpy(np.asarray(lab, dtype=np.float64)))
+    rows = np.empty((len(picks), len(emb)))
+    for j, p in enumerate(picks):
+        rows[j] = nearest.numpy()
+        nearest = torch.minimum(nearest, (emb - emb[p]).square().sum(dim=1))
+    return np.sqrt(rows)
+
+
 @requires("embedding")
+@ranks_by("distance to labeled", "distance, in the model's features, to the nearest image "
+          "labeled or picked before it; core-set takes the farthest each time", rule="greedy",
+          plain="unlike anything labeled so far")
 def coreset(learner, X_pool, n_instances=1, *, random_state=None, subsample=None,
-            X_labeled=None):
+            X_labeled=None, return_utilities=False):
     """Core-set (Sener & Savarese 2018): greedy k-center selection on embeddings.
 
     Repeatedly takes the scored item farthest (Euclidean) from its nearest
@@ -56,19 +80,25 @@ def coreset(learner, X_pool, n_instances=1, *, random_state=None, subsample=None
         See :func:`skal.query.subsample_size`.
     X_labeled : array-like of shape (L, ...), optional
         The labeled set, replacing the learner's ``X_training``.
+    return_utilities : bool, default=False
+        Also return the utilities: at each step, every candidate's Euclidean
+        distance to its nearest center (+inf before the first center).
 
     Returns
     -------
-    ndarray of shape (n_instances,), int64
+    indices : ndarray of shape (n_instances,), int64
         Distinct indices into ``X_pool``, in pick order.
+    utilities : ndarray of shape (n_instances, len(X_pool)), float64
+        Only with ``return_utilities=True``; see :meth:`skal.query.QueryPool.result`.
     """
-    pool = QueryPool(learner, X_pool, n_instances, random_state, subsample, "coreset")
+    pool = QueryPool(learner, X_pool, n_instances, random_state, subsample, "coreset",
+                     return_utilities)
     emb, lab = _embeddings(pool, X_labeled)
     # The kernel breaks ties by lowest index; a random order makes them random.
     order = pool.rng.permutation(len(emb))
-    picks = k_center_greedy(emb[order], lab, pool.n_instances,
-                            random_state=pool.rng, device=pool.device)
-    return pool.to_pool(order[picks])
+    picks = order[k_center_greedy(emb[order], lab, pool.n_instances,
+                                  random_state=pool.rng, device=pool.device)]
+    return pool.result(picks, lambda: _k_center_rows(emb, lab, picks))
 
 
 def typicality(features, n_neighbors=20):
@@ -110,8 +140,12 @@ def _cluster(features, n_clusters, seed, kmeans_max):
 
 
 @requires("embedding")
+@ranks_by("typicality", "1 / mean distance to the nearest images of its cluster; TypiClust "
+          "takes the most typical unlabeled image of the least covered cluster", rule="greedy",
+          plain="typical of a group of similar images not yet labeled")
 def typiclust(learner, X_pool, n_instances=1, *, random_state=None, subsample=None,
-              X_labeled=None, max_clusters=500, n_neighbors=20, kmeans_max=50):
+              X_labeled=None, max_clusters=500, n_neighbors=20, kmeans_max=50,
+              return_utilities=False):
     """TypiClust (Hacohen et al. 2022): the most typical item of the largest uncovered clusters.
 
     The labeled and scored pool embeddings are clustered together by
@@ -145,13 +179,19 @@ def typiclust(learner, X_pool, n_instances=1, *, random_state=None, subsample=No
         Neighbours of the typicality estimate.
     kmeans_max : int, default=50
         Largest number of clusters run with full ``KMeans``.
+    return_utilities : bool, default=False
+        Also return the utilities: at each step, the typicality of the
+        chosen cluster's unselected pool items (NaN outside that cluster).
 
     Returns
     -------
-    ndarray of shape (n_instances,), int64
+    indices : ndarray of shape (n_instances,), int64
         Distinct indices into ``X_pool``, in pick order.
+    utilities : ndarray of shape (n_instances, len(X_pool)), float64
+        Only with ``return_utilities=True``; see :meth:`skal.query.QueryPool.result`.
     """
-    pool = QueryPool(learner, X_pool, n_instances, random_state, subsample, "typiclust")
+    pool = QueryPool(learner, X_pool, n_instances, random_state, subsample, "typiclust",
+                     return_utilities)
     emb, lab = _embeddings(pool, X_labeled)
     n_lab = 0 if lab is None else len(lab)
     features = emb if lab is None else np.concatenate([lab, emb])
@@ -167,6 +207,7 @@ def typiclust(learner, X_pool, n_instances=1, *, random_state=None, subsample=No
     taken[:n_lab] = True
     cache = {}
     picks = []
+    steps = []  # (candidate positions, their typicality) of each step
     for _ in range(pool.n_instances):
         # Fewest covered first, then largest, then at random.
         order = np.lexsort((tiebreak, -sizes, covered))
@@ -176,8 +217,16 @@ def typiclust(learner, X_pool, n_instances=1, *, random_state=None, subsample=No
             cache[c] = typicality(features[members], n_neighbors)
         candidates = np.flatnonzero(~taken[members])
         best = members[candidates[top_k(cache[c][candidates], 1, pool.rng)[0]]]
+        steps.append((members[candidates] - n_lab, cache[c][candidates]))
         picks.append(best - n_lab)
         taken[best] = True
         covered[c] += 1
         free[c] -= 1
-    return pool.to_pool(picks)
+
+    def rows():
+        out = np.full((pool.n_instances, len(pool)), np.nan)
+        for j, (at, values) in enumerate(steps):
+            out[j, at] = values
+        return out
+
+    return pool.result(picks, rows)

@@ -11,14 +11,20 @@ import numpy as np
 from sklearn.cluster import AgglomerativeClustering
 
 from skal.kernels import badge_kmeanspp
-from skal.query._base import QueryPool, requires
+from skal.query._base import QueryPool, ranks_by, requires
 from skal.query.scores import margin_scores
-from skal.query.selection import first_per_cluster, round_robin, top_k
+from skal.query.selection import first_per_cluster, round_robin, top_k, within_clusters
 
 __all__ = ["badge", "scal", "cluster_margin"]
 
 @requires("embedding", "single_label")
-def badge(learner, X_pool, n_instances=1, *, random_state=None, subsample=None):
+@ranks_by("gradient distance²", "squared distance of its last-layer gradient to that of the "
+          "nearest earlier pick (to zero before the first pick, which takes the largest); BADGE "
+          "draws each next pick in proportion to it", rule="drawn",
+          plain="learning its answer would change the model a lot, and it is unlike the other "
+                "images in this batch")
+def badge(learner, X_pool, n_instances=1, *, random_state=None, subsample=None,
+          return_utilities=False):
     """BADGE (Ash et al. 2020): k-means++ seeding on gradient embeddings.
 
     The gradient embedding of an item is ``(p - onehot(argmax p)) (x) h``,
@@ -41,11 +47,17 @@ def badge(learner, X_pool, n_instances=1, *, random_state=None, subsample=None):
         Draws the subsample, the D^2 samples, and breaks ties.
     subsample : None, int or 'paper', default=None
         See :func:`skal.query.subsample_size`.
+    return_utilities : bool, default=False
+        Also return the utilities: the squared gradient norm before the
+        first pick, then the D^2 weights each next pick was drawn from, as
+        the kernel drew (its ``on_step``).
 
     Returns
     -------
-    ndarray of shape (n_instances,), int64
+    indices : ndarray of shape (n_instances,), int64
         Distinct indices into ``X_pool``, in pick order.
+    utilities : ndarray of shape (n_instances, len(X_pool)), float64
+        Only with ``return_utilities=True``; see :meth:`skal.query.QueryPool.result`.
 
     Raises
     ------
@@ -53,7 +65,8 @@ def badge(learner, X_pool, n_instances=1, *, random_state=None, subsample=None):
         Also for a multi-label estimator: there is no single predicted label
         whose gradient to take.
     """
-    pool = QueryPool(learner, X_pool, n_instances, random_state, subsample, "badge")
+    pool = QueryPool(learner, X_pool, n_instances, random_state, subsample, "badge",
+                     return_utilities)
     pool.require_single_label()
     predict_proba = pool.require("predict_proba", "probabilities")
     embed = pool.require("embed", "embedding")
@@ -66,9 +79,20 @@ def badge(learner, X_pool, n_instances=1, *, random_state=None, subsample=None):
     emb = np.asarray(emb, dtype=np.float32)
     # The kernel breaks ties by lowest index; a random order makes them random.
     order = pool.rng.permutation(len(proba))
+    drawn_from = []  # the kernel's weights before each pick, in `order`
+    record = None
+    if pool.return_utilities:
+        def record(weights):
+            drawn_from.append(weights.double().cpu().numpy().copy())
     picks = badge_kmeanspp(proba[order], emb[order], pool.n_instances,
-                           random_state=pool.rng, device=pool.device)
-    return pool.to_pool(order[picks])
+                           random_state=pool.rng, device=pool.device, on_step=record)
+
+    def rows():
+        out = np.empty((pool.n_instances, len(pool)))
+        out[:, order] = np.stack(drawn_from)
+        return out
+
+    return pool.result(order[picks], rows)
 
 
 def _agglomerative(features, n_clusters=None, linkage="complete", distance_threshold=None):
@@ -81,8 +105,12 @@ def _agglomerative(features, n_clusters=None, linkage="complete", distance_thres
 
 
 @requires("loss_head", "embedding")
+@ranks_by("predicted loss", "the loss head's prediction of the model's error, among the "
+          "high-loss candidates of one cluster; SCAL takes each cluster's highest", rule="greedy",
+          plain="the model expects to get it wrong, and it is unlike the other images in this "
+                "batch")
 def scal(learner, X_pool, n_instances=1, *, random_state=None, subsample=None,
-         candidate_multiple=10):
+         candidate_multiple=10, return_utilities=False):
     """SCAL (Hwang et al. 2022), the study's query: cluster the highest predicted losses.
 
     Predicts the loss of every scored item (the whole pool by default, as
@@ -106,11 +134,17 @@ def scal(learner, X_pool, n_instances=1, *, random_state=None, subsample=None,
         None (the study's SCAL) scores the whole pool.
     candidate_multiple : int, default=10
         Candidates per selected item (at most the scored items).
+    return_utilities : bool, default=False
+        Also return the utilities: at each step, the predicted loss of the
+        candidates in the cluster the pick came from (NaN elsewhere); every
+        scored item's predicted loss when there is one candidate per pick.
 
     Returns
     -------
-    ndarray of shape (n_instances,), int64
+    indices : ndarray of shape (n_instances,), int64
         Distinct indices into ``X_pool``, highest predicted loss first.
+    utilities : ndarray of shape (n_instances, len(X_pool)), float64
+        Only with ``return_utilities=True``; see :meth:`skal.query.QueryPool.result`.
 
     Notes
     -----
@@ -118,23 +152,31 @@ def scal(learner, X_pool, n_instances=1, *, random_state=None, subsample=None,
     ``8 * m * (m - 1) / 2`` bytes for ``m`` candidates (2.5 GB for
     pathmnist's budget 2500, as in the study).
     """
-    pool = QueryPool(learner, X_pool, n_instances, random_state, subsample, "scal")
+    pool = QueryPool(learner, X_pool, n_instances, random_state, subsample, "scal",
+                     return_utilities)
     predict_loss = pool.require("predict_loss", "loss_head")
     embed = pool.require("embed", "embedding")
     loss = np.asarray(predict_loss(pool.X)).reshape(-1)
     n_candidates = min(int(candidate_multiple) * pool.n_instances, len(pool))
     candidates = top_k(loss, n_candidates, pool.rng)  # highest loss first
     if n_candidates == pool.n_instances:
-        return pool.to_pool(candidates)
+        return pool.result(candidates, loss)
     # Only the candidates are embedded: the pool's features are never needed.
     features = np.asarray(embed(pool.rows(candidates)), dtype=np.float32)
     labels = _agglomerative(features, n_clusters=pool.n_instances, linkage="complete")
-    return pool.to_pool(candidates[first_per_cluster(labels)])
+    firsts = first_per_cluster(labels)
+    return pool.result(candidates[firsts], lambda: within_clusters(
+        loss[candidates], labels, labels[firsts], at=candidates, size=len(pool)))
 
 
 @requires("embedding", "single_label")
+@ranks_by("negative margin", "minus the gap between the two most probable classes, among the "
+          "uncertain candidates of one cluster; Cluster-Margin takes each cluster's closest to 0 "
+          "in turn", rule="greedy",
+          plain="the model is torn: {torn}; picked from one group of similar uncertain images")
 def cluster_margin(learner, X_pool, n_instances=1, *, random_state=None, subsample=None,
-                   margin_multiple=10, n_clusters=None, distance_threshold=None):
+                   margin_multiple=10, n_clusters=None, distance_threshold=None,
+                   return_utilities=False):
     """Cluster-Margin (Citovsky et al. 2021): round-robin over clusters of low-margin items.
 
     Takes the ``margin_multiple * n_instances`` scored items of smallest
@@ -169,11 +211,16 @@ def cluster_margin(learner, X_pool, n_instances=1, *, random_state=None, subsamp
     distance_threshold : float or None, default=None
         Average-linkage distance above which clusters are not merged; used
         instead of ``n_clusters``.
+    return_utilities : bool, default=False
+        Also return the utilities: at each step, minus the margin of the
+        candidates left in the cluster visited (NaN elsewhere).
 
     Returns
     -------
-    ndarray of shape (n_instances,), int64
+    indices : ndarray of shape (n_instances,), int64
         Distinct indices into ``X_pool``, in the order taken.
+    utilities : ndarray of shape (n_instances, len(X_pool)), float64
+        Only with ``return_utilities=True``; see :meth:`skal.query.QueryPool.result`.
 
     Raises
     ------
@@ -181,7 +228,8 @@ def cluster_margin(learner, X_pool, n_instances=1, *, random_state=None, subsamp
         Also for a multi-label estimator (no single margin per item), and
         when both ``n_clusters`` and ``distance_threshold`` are given.
     """
-    pool = QueryPool(learner, X_pool, n_instances, random_state, subsample, "cluster_margin")
+    pool = QueryPool(learner, X_pool, n_instances, random_state, subsample, "cluster_margin",
+                     return_utilities)
     pool.require_single_label()
     if n_clusters is not None and distance_threshold is not None:
         raise ValueError("cluster_margin: give n_clusters or distance_threshold, not both.")
@@ -196,4 +244,6 @@ def cluster_margin(learner, X_pool, n_instances=1, *, random_state=None, subsamp
                          n_candidates)
     labels = _agglomerative(features, n_clusters=n_clusters, linkage="average",
                             distance_threshold=distance_threshold)
-    return pool.to_pool(candidates[round_robin(labels, pool.n_instances, pool.rng)])
+    taken = round_robin(labels, pool.n_instances, pool.rng)
+    return pool.result(candidates[taken], lambda: within_clusters(
+        -margins[candidates], labels, labels[taken], at=candidates, size=len(pool)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["top_k", "first_per_cluster", "round_robin"]
+__all__ = ["top_k", "first_per_cluster", "round_robin", "within_clusters"]
 
 
 def top_k(scores, k, rng):
@@ -84,3 +84,40 @@ def round_robin(labels, k, rng):
                 if len(picks) == k:
                     return np.asarray(picks, dtype=np.int64)
     return np.asarray(picks, dtype=np.int64)
+
+
+def within_clusters(utility, labels, visited, at=None, size=None):
+    """Utility rows of a rule that takes each pick from one cluster.
+
+    Row ``j`` holds ``utility`` for the members of the cluster step ``j``
+    took its pick from, and NaN elsewhere: the other items were not
+    candidates at that step.
+
+    Parameters
+    ----------
+    utility : array-like of shape (m,), float
+        What the rule ranks a cluster's members by (higher first).
+    labels : array-like of shape (m,), int
+        Cluster of each item.
+    visited : array-like of shape (k,), int
+        The cluster of each step, in pick order.
+    at : array-like of shape (m,), int, optional
+        Positions of the m items among ``size`` items (default: the m items
+        themselves, in order).
+    size : int, optional
+        Length of a row; required with ``at``.
+
+    Returns
+    -------
+    ndarray of shape (k, size), float64
+    """
+    utility = np.asarray(utility, dtype=np.float64)
+    labels = np.asarray(labels)
+    visited = np.asarray(visited)
+    inside = labels[None, :] == visited[:, None]  # (k, m)
+    rows = np.where(inside, utility[None, :], np.nan)
+    if at is None:
+        return rows
+    out = np.full((len(visited), int(size)), np.nan)
+    out[:, np.asarray(at, dtype=np.int64)] = rows
+    return out
