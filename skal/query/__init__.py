@@ -11,8 +11,9 @@ utilities)`` as scikit-activeml does: ``utilities`` float64 of shape
 (n_instances, len(X_pool)), row ``j`` the value each pool item had for the
 rule when pick ``j`` was made (higher = preferred), NaN for items that were
 not candidates at that step (outside the subsample, already picked, outside
-the cluster the step took from). The picks are the same either way. ``learner`` is a modAL ``ActiveLearner`` (its
-``X_training`` is the labeled set) or a fitted estimator; the estimator may
+the cluster the step took from). The picks are the same either way.
+
+``learner`` is a modAL ``ActiveLearner`` (its ``X_training`` is the labeled set) or a fitted estimator; the estimator may
 be a ``Pipeline`` ending in the network, whose earlier steps are applied to
 the pool and the labeled set before the network is asked. The same
 ``random_state`` gives the same indices; ties are broken at random under it.

@@ -18,9 +18,9 @@ from skal.query.selection import first_per_cluster, round_robin, top_k, within_c
 __all__ = ["badge", "scal", "cluster_margin"]
 
 @requires("embedding", "single_label")
-@ranks_by("gradient distance²", "squared distance of its last-layer gradient to that of the "
-          "nearest earlier pick (to zero before the first pick, which takes the largest); BADGE "
-          "draws each next pick in proportion to it", rule="drawn",
+@ranks_by("squared gradient distance", "squared distance of its last-layer gradient to that of "
+          "the nearest earlier pick (to zero before the first pick, which takes the largest); "
+          "BADGE draws each next pick in proportion to it", rule="drawn",
           plain="learning its answer would change the model a lot, and it is unlike the other "
                 "images in this batch")
 def badge(learner, X_pool, n_instances=1, *, random_state=None, subsample=None,
