@@ -51,9 +51,11 @@ def test_state_and_first_batch(served):
     state = client.get("/api/state").json()
     batch = state["batch"]
     assert state["classes"] == CLASSES and state["annotator"] == "ana"
-    assert batch["method"] == "random" and batch["score_name"] == "random draw"
+    assert batch["method"] == "random" and batch["score_name"] == "chance of being drawn"
     assert len(batch["items"]) == 6 and batch["unanswered"] == 6
-    assert [it["rank"] for it in batch["items"]] == [1, 2, 3, 4, 5, 6]
+    # A uniform draw: every remaining image had the same chance, so each pick ranks 1.
+    assert [it["rank"] for it in batch["items"]] == [1] * 6
+    assert [it["score"] for it in batch["items"]] == [1 / (40 - j) for j in range(6)]
     assert all("guess" not in it for it in batch["items"])  # off by default
     assert state["counts"]["per_class"] == {"dark": 0, "bright": 0}
     assert state["worker"]["stage"] == "idle" and state["model_version"] == 0
@@ -158,7 +160,7 @@ def test_submit_retrains_and_next_batch_explains_picks(served):
     state = wait_for(lambda: (s := client.get("/api/state").json())["batch"] and s, what="batch 1")
     batch = state["batch"]
     assert batch["round"] == 1 and batch["method"] == "badge"
-    assert batch["score_name"] == "gradient norm" and batch["pool_size"] == 40 - 6
+    assert batch["score_name"] == "squared gradient distance" and batch["pool_size"] == 40 - 6
     assert state["model_version"] == 1 and batch["model_version"] == 1
     ranks = [it["rank"] for it in batch["items"]]
     assert all(1 <= r <= 34 for r in ranks) and 1 in ranks  # BADGE's first pick: the largest

@@ -25,7 +25,8 @@ def test_init_query_teach_status(tmp_path, capsys):
     # Round 0: no labels yet, so a random batch, as file names for another tool.
     assert main(["label", "query", str(project), "--out", str(tmp_path / "b0.csv")]) == 0
     batch0 = _read_csv(tmp_path / "b0.csv")
-    assert len(batch0) == 5 and [r["rank"] for r in batch0] == ["1", "2", "3", "4", "5"]
+    # A uniform draw: every image had the same chance, so each pick ranks 1.
+    assert len(batch0) == 5 and [r["rank"] for r in batch0] == ["1"] * 5
     assert "picked by random" in capsys.readouterr().err
     # Asking again returns the same open batch, not a new one.
     assert main(["label", "query", str(project), "--out", str(tmp_path / "again.csv")]) == 0
@@ -43,7 +44,7 @@ def test_init_query_teach_status(tmp_path, capsys):
     batch1 = _read_csv(tmp_path / "b1.csv")
     assert len(batch1) == 5 and all(float(r["score"]) >= 0 for r in batch1)
     assert not {r["file"] for r in batch1} & {r["file"] for r in batch0}
-    assert "picked by badge (gradient norm)" in capsys.readouterr().err
+    assert "picked by badge (squared gradient distance)" in capsys.readouterr().err
 
     assert main(["label", "status", str(project)]) == 0
     out = capsys.readouterr().out

@@ -11,8 +11,6 @@ from skal.data import load_medmnist
 from skal.label.loop import advance, load_network
 from skal.label.project import LabelError, Project, create_project
 from skal.label.store import append_jsonl, read_jsonl
-from skal.label.why import explain
-from skal.query.scores import entropy_scores
 
 
 def test_init_writes_plain_files(tmp_path):
@@ -143,38 +141,6 @@ def test_skipped_items_wait_for_the_cooldown(tmp_path):
     assert skipped not in project.labeled_ids()  # never trained on
 
 
-class _FixedNetwork:
-    """A stand-in network with known probabilities and embeddings."""
-
-    def __init__(self, proba):
-        self.proba = np.asarray(proba, dtype=np.float32)
-
-    def predict_proba_and_embed(self, X):
-        return self.proba, np.ones((len(self.proba), 3), dtype=np.float32)
-
-    def predict_proba(self, X):
-        return self.proba
-
-
-def test_explain_gives_each_strategy_its_own_score_and_rank():
-    proba = [[0.5, 0.5], [0.9, 0.1], [0.6, 0.4], [0.99, 0.01]]
-    X = np.zeros((4, 8, 8), np.uint8)
-    why = explain("entropy", _FixedNetwork(proba), X, [2, 0])
-    assert why["score_name"] == "entropy" and why["pool_size"] == 4
-    np.testing.assert_allclose(why["scores"], entropy_scores(np.asarray(proba))[[2, 0]], atol=1e-6)
-    assert why["ranks"] == [2, 1] and why["guesses"] == [0, 0]
-    assert why["confidences"] == [0.6, 0.5]
-    margin = explain("margin", _FixedNetwork(proba), X, [3, 0])
-    assert margin["ranks"] == [4, 1]  # smallest margin ranks first
-    np.testing.assert_allclose(margin["scores"], [0.98, 0.0], atol=1e-6)
-    # BADGE: |p - onehot(argmax)| * |h|, with |h| = sqrt(3).
-    badge = explain("badge", _FixedNetwork(proba), X, [1])
-    np.testing.assert_allclose(badge["scores"], [np.sqrt(0.02) * np.sqrt(3)], atol=1e-5)
-    assert badge["ranks"] == [3]
-    random = explain("random", None, X, [3, 1])
-    assert random["scores"] is None and random["ranks"] == [1, 2] and random["guesses"] is None
-
-
 def test_query_and_its_explanation_share_one_pass_over_the_pool(tmp_path, monkeypatch):
     from skal.estimator import ImageClassifier
     from skal.label import loop
@@ -235,7 +201,7 @@ def test_renamed_moved_new_and_deleted_files(tmp_path):
 
 @pytest.mark.parametrize("method", sorted(__import__("skal.query").query.STRATEGIES))
 def test_every_strategy_queries_and_explains(tmp_path, method):
-    from skal.label.why import SCORES
+    from skal.query import strategy_utility
 
     project, truth = make_project(tmp_path, n=24, batch=3, method=method)
     batch = advance(project)
@@ -247,21 +213,8 @@ def test_every_strategy_queries_and_explains(tmp_path, method):
     assert len(set(batch["ids"])) == 3 and batch["pool_size"] == 24 - 3
     assert all(1 <= r <= 21 for r in batch["ranks"])
     assert batch["guesses"] is not None and all(g in CLASSES for g in batch["guesses"])
-    if method == "random":
-        assert batch["scores"] is None and batch["ranks"] == [1, 2, 3]
-    else:
-        assert batch["score_name"] == SCORES[method].name
-        assert all(np.isfinite(batch["scores"]))
-
-
-def test_explain_keeps_json_finite():
-    from skal.label.why import SCORES, Score
-
-    SCORES["_test_inf"] = Score("inf", "test", True, lambda *a: np.array([np.inf, 1.0, 0.5]))
-    try:
-        why = explain("_test_inf", _FixedNetwork([[0.5, 0.5]] * 3), np.zeros((3, 4, 4), np.uint8),
-                      [0, 2])
-    finally:
-        del SCORES["_test_inf"]
-    assert why["scores"] == [None, 0.5] and why["ranks"] == [1, 3]
-    json.dumps(why, allow_nan=False)
+    assert batch["score_name"] == strategy_utility(method).name
+    assert all(np.isfinite(batch["scores"])) and len(batch["sentences"]) == 3
+    assert all(r <= of <= 21 for r, of in zip(batch["ranks"], batch["of"]))
+    if method == "random":  # every remaining image had the same chance
+        assert batch["scores"] == [1 / 21, 1 / 20, 1 / 19] and batch["ranks"] == [1, 1, 1]

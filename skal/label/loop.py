@@ -30,8 +30,8 @@ __all__ = ["build_network", "load_network", "needs_training", "train", "query_ba
 class _OnePoolPass:
     """Mixin: while :meth:`sharing_pass` is on, one forward pass over the pool serves all.
 
-    The query function and :func:`skal.label.why.explain` both need the
-    pool's probabilities and embeddings; without this the pool would go
+    The query function and the explanation's wording (the picks'
+    probabilities) both need the pool's pass; without this the pool would go
     through the network twice (the longer part of the wait between batches).
     Only the very array given is served from the cache.
     """
@@ -262,14 +262,18 @@ def query_batch(project, learner=None, progress=None):
     X_pool = project.images[pool]
     start = time.perf_counter()
     if learner is None:
-        picked = random_sampling(None, X_pool, n, random_state=seed)
-        method, network = "random", None
-        why = explain(method, network, X_pool, picked)
+        method = "random"
+        picked, utilities = random_sampling(None, X_pool, n, random_state=seed,
+                                            return_utilities=True)
+        why = explain(method, picked, utilities, plain="picked at random: there is no model yet")
     else:
-        method, network, X_labeled = config["method"], learner.estimator, learner.X_training
+        method, network = config["method"], learner.estimator
         with network.sharing_pass(X_pool):
-            picked, _ = learner.query(X_pool, n_instances=n, random_state=seed)
-            why = explain(method, network, X_pool, picked, X_labeled=X_labeled, seed=seed)
+            # modAL's learner.query, asking for the utilities the picks were made by.
+            picked, utilities = learner.query_strategy(learner, X_pool, n_instances=n,
+                                                       random_state=seed, return_utilities=True)
+            proba = network.predict_proba(X_pool)[picked]  # the shared pass: not a new one
+        why = explain(method, picked, utilities, proba=proba, classes=project.classes)
     picked = np.asarray(picked, dtype=np.int64)
     guesses = why.pop("guesses")
     batch = {"ids": pool[picked].tolist(), "files": [project.files[i] for i in pool[picked]],

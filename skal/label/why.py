@@ -1,157 +1,132 @@
-"""Why was an image picked: each strategy's own score for it, and its rank in the pool.
+"""Why was an image picked: read from the utilities the query itself ranked or drew by.
 
-skal's query functions return indices only. To show a person why an image
-is in the batch, this module recomputes, for the same network and pool, the
-score the strategy ranks or samples by, with the public score functions of
-:mod:`skal.query` (one hook per strategy, nothing copied from the query
-functions), and ranks the pool by it: rank 1 is the item the score calls
-most informative.
-
-For selection rules that are not a plain top-k (BADGE's k-means++ sampling,
-core-set's greedy k-center, TypiClust's and Cluster-Margin's clusters), the
-score is the quantity the rule starts from: BADGE's gradient-embedding norm
-(its first pick is the largest), core-set's distance to the labeled set
-(its first pick is the farthest), TypiClust's typicality, Cluster-Margin's
-margin. The description says so on the page.
+Nothing here is computed again. The labeling loop asks the query function
+for its utilities once (``return_utilities=True``, see :mod:`skal.query`);
+:func:`explain` turns them, with the strategy's own declaration
+(:func:`skal.query.strategy_utility`: the value's name, what it means, and
+why in plain words) and the probabilities the query's pass already gave,
+into what the page shows for each picked image: the value, its rank among
+the candidates of the step that picked it, and a sentence.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import torch
-from scipy.stats import rankdata
 
-from skal.kernels import pairwise_sqdist_min
-from skal.query.diversity import typicality
-from skal.query.scores import (entropy_scores, least_confidence_scores, margin_scores,
-                               mutual_information)
+from skal.query import strategy_utility
 
-__all__ = ["Score", "SCORES", "explain"]
+__all__ = ["explain", "torn"]
 
 
-@dataclass(frozen=True)
-class Score:
-    """How one strategy's score is computed and read.
-
-    Attributes
-    ----------
-    name : str
-        Shown on each tile, e.g. ``'entropy'``.
-    description : str
-        One sentence for the page: what the score is and which way is informative.
-    higher_first : bool
-        True when a higher score is more informative (rank 1 = highest).
-    compute : callable
-        ``compute(network, X_pool, X_labeled, proba, emb, seed) -> ndarray (N,)``;
-        ``proba`` (N, C) and ``emb`` (N, D) are the pool's, from one pass.
-    """
-
-    name: str
-    description: str
-    higher_first: bool
-    compute: object
-
-
-def _gradient_norm(network, X_pool, X_labeled, proba, emb, seed):
-    # BADGE's gradient embedding (p - onehot(argmax p)) (x) h has norm |p - onehot| * |h|.
-    residual = proba.copy()
-    residual[np.arange(len(proba)), proba.argmax(axis=1)] -= 1.0
-    return np.linalg.norm(residual, axis=1) * np.linalg.norm(emb, axis=1)
-
-
-def _distance_to_labeled(network, X_pool, X_labeled, proba, emb, seed):
-    if X_labeled is None or len(X_labeled) == 0:
-        return np.zeros(len(emb))
-    labeled = np.asarray(network.embed(X_labeled), dtype=np.float32)
-    sqdist = pairwise_sqdist_min(torch.from_numpy(np.ascontiguousarray(emb)),
-                                 torch.from_numpy(labeled))
-    return np.sqrt(sqdist.double().clamp_min(0).numpy())
-
-
-SCORES = {
-    "least_confidence": Score("least confidence", "1 - the top probability; higher is more "
-                              "uncertain", True,
-                              lambda net, X, L, p, e, s: least_confidence_scores(p)),
-    "margin": Score("margin", "gap between the two most probable classes; smaller is more "
-                    "uncertain", False, lambda net, X, L, p, e, s: margin_scores(p)),
-    "cluster_margin": Score("margin", "gap between the two most probable classes (Cluster-Margin "
-                            "then spreads its picks over clusters); smaller is more uncertain",
-                            False, lambda net, X, L, p, e, s: margin_scores(p)),
-    "entropy": Score("entropy", "entropy of the predicted classes (nats); higher is more "
-                     "uncertain", True, lambda net, X, L, p, e, s: entropy_scores(p)),
-    "bald": Score("mutual information", "BALD: disagreement between MC-dropout passes; higher "
-                  "is more informative", True,
-                  lambda net, X, L, p, e, s: mutual_information(
-                      net.predict_proba_mc(X, n_samples=20, random_state=s))),
-    "ll4al": Score("predicted loss", "the loss head's prediction of the model's error; higher "
-                   "is more informative", True,
-                   lambda net, X, L, p, e, s: np.asarray(net.predict_loss(X)).reshape(-1)),
-    "scal": Score("predicted loss", "the loss head's prediction (SCAL then clusters the top "
-                  "candidates); higher is more informative", True,
-                  lambda net, X, L, p, e, s: np.asarray(net.predict_loss(X)).reshape(-1)),
-    "coreset": Score("distance to labeled", "distance to the nearest labeled image in the "
-                     "model's feature space (core-set picks far ones first); higher is more "
-                     "informative", True, _distance_to_labeled),
-    "badge": Score("gradient norm", "size of the last layer's gradient at the predicted class "
-                   "(BADGE samples large and diverse ones); higher is more informative", True,
-                   _gradient_norm),
-    "typiclust": Score("typicality", "1 / mean distance to the 20 nearest pool images (TypiClust "
-                       "takes the most typical of each cluster); higher is more typical", True,
-                       lambda net, X, L, p, e, s: typicality(e, n_neighbors=20)),
-}
-
-
-def explain(method, network, X_pool, picked, X_labeled=None, seed=0):
-    """The score and pool rank of each picked item, and the model's guess for it.
+def torn(proba, classes=None):
+    """The model's two most probable classes with their percentages, most probable first.
 
     Parameters
     ----------
-    method : str
-        The strategy's registry name; ``'random'`` (or a network of None,
-        before any training) gives no score and ranks by draw order.
-    network : fitted skal ImageClassifier or None
-    X_pool : ndarray of shape (N, H, W[, 3]), uint8
-        The pool the strategy chose from.
-    picked : ndarray of shape (B,), int
-        Positions in ``X_pool`` of the picked items.
-    X_labeled : ndarray or None
-        The training set (core-set's distance needs it).
-    seed : int
-        Seeds BALD's dropout masks.
+    proba : array-like of shape (C,), float
+        One item's class probabilities.
+    classes : sequence of str, optional
+        Class names, in the columns' order (default ``'class 0'``, ...).
+
+    Returns
+    -------
+    str
+        E.g. ``'52 % malignant, 48 % benign'``.
+
+    Examples
+    --------
+    >>> torn([0.48, 0.52], ["benign", "malignant"])
+    '52 % malignant, 48 % benign'
+    """
+    proba = np.asarray(proba, dtype=np.float64).reshape(-1)
+    names = list(classes) if classes is not None else [f"class {c}" for c in range(len(proba))]
+    top = np.argsort(-proba, kind="stable")[:2]
+    return ", ".join(f"{100 * proba[c]:.0f} % {names[c]}" for c in top)
+
+
+def _sentence(template, proba, classes):
+    if "{torn}" not in template:
+        return template
+    if proba is None or np.ndim(proba) != 1 or len(proba) < 2:
+        return template.format(torn="its two most likely answers are close")
+    return template.format(torn=torn(proba, classes))
+
+
+def explain(strategy, picked, utilities, proba=None, classes=None, plain=None):
+    """Score, rank and plain-words reason of each picked item, from the query's utilities.
+
+    Parameters
+    ----------
+    strategy : str or callable
+        The strategy's registry name or query function; its declaration
+        (:func:`skal.query.strategy_utility`) names and words the value.
+    picked : array-like of shape (B,), int
+        The query's indices into the pool, in pick order.
+    utilities : array-like of shape (B, N), float
+        The query's utilities (``return_utilities=True``): row ``j`` is the
+        step of pick ``j``, NaN for items that were not candidates then.
+    proba : array-like of shape (B, C), float, optional
+        The picked items' class probabilities from the pass the query made
+        (for the wording, e.g. "52 % malignant, 48 % benign", and the
+        model's guess); None before there is a model.
+    classes : sequence of str, optional
+        Class names, in ``proba``'s column order.
+    plain : str, optional
+        A reason that replaces the strategy's own for every item (e.g. a
+        random first batch: there is no model yet).
 
     Returns
     -------
     dict
-        ``score_name``, ``description``, ``scores`` (B floats, None for a
-        non-finite score; or None for a random draw),
-        ``ranks`` (B ints, 1 = most informative), ``pool_size``, ``guesses``
-        (B class indices or None) and ``confidences`` (B floats or None).
+        ``score_name`` and ``description`` (the declaration's), and per
+        item, in pick order: ``scores`` (B floats: ``utilities[j,
+        picked[j]]``; None where not finite, which JSON cannot hold),
+        ``ranks`` (B ints: 1 + the items the rule preferred at that step:
+        its candidates with a strictly higher utility, and for a ``'top_k'``
+        rule, whose one score serves every step, the items picked before),
+        ``of`` (B ints: the step's candidates, and for ``'top_k'`` the items
+        picked before: every scored item),
+        ``sentences`` (B str); ``pool_size`` (N); ``guesses`` (B class
+        indices, the most probable) and ``confidences`` (their probability,
+        4 decimals), both None without ``proba``.
+
+    Raises
+    ------
+    ValueError
+        When ``utilities`` does not have one row per pick, or a pick was not
+        a candidate of its step (NaN): then the utilities are not this
+        query's.
     """
-    picked = np.asarray(picked, dtype=np.int64)
-    result = {"pool_size": int(len(X_pool)), "scores": None, "guesses": None,
-              "confidences": None, "ranks": [int(k) + 1 for k in range(len(picked))]}
-    if network is None or method not in SCORES:
-        result.update(score_name="random draw",
-                      description="drawn at random (no trained model yet)" if network is None
-                      else "drawn at random; the rank is the draw order")
-        if network is not None:
-            proba = np.asarray(network.predict_proba(X_pool[picked]), dtype=np.float64)
-            result.update(guesses=proba.argmax(axis=1).tolist(),
-                          confidences=proba.max(axis=1).round(4).tolist())
-        return result
-    score = SCORES[method]
-    proba, emb = network.predict_proba_and_embed(X_pool)
-    proba = np.asarray(proba, dtype=np.float64)
-    values = np.asarray(score.compute(network, X_pool, X_labeled, proba,
-                                      np.asarray(emb, dtype=np.float32), seed), dtype=np.float64)
-    ranks = rankdata(-values if score.higher_first else values, method="min")
-    result.update(score_name=score.name, description=score.description,
-                  # JSON has no infinity (TypiClust gives +inf to exact duplicates): None.
-                  scores=[float(round(v, 6)) if np.isfinite(v) else None
-                          for v in values[picked]],
-                  ranks=[int(r) for r in ranks[picked]],
-                  guesses=proba[picked].argmax(axis=1).tolist(),
-                  confidences=proba[picked].max(axis=1).round(4).tolist())
-    return result
+    declared = strategy_utility(strategy)
+    picked = np.asarray(picked, dtype=np.int64).reshape(-1)
+    utilities = np.asarray(utilities, dtype=np.float64)
+    if utilities.ndim != 2 or len(utilities) != len(picked):
+        raise ValueError(f"utilities must have one row per pick, shape ({len(picked)}, N); got "
+                         f"{utilities.shape}. Pass what the query returned with "
+                         f"return_utilities=True.")
+    values = utilities[np.arange(len(picked)), picked]
+    if np.isnan(values).any():
+        raise ValueError("A picked item has no utility at its step (NaN): these utilities are "
+                         "not the ones the query that picked it returned.")
+    # NaN compares False, so only the step's candidates count as preferred.
+    ranks = 1 + (utilities > values[:, None]).sum(axis=1)
+    of = (~np.isnan(utilities)).sum(axis=1)
+    if declared.rule == "top_k":
+        # One score serves every step: the items picked before were preferred
+        # too, so the picks are ranks 1..n of everything scored.
+        ranks, of = ranks + np.arange(len(picked)), of + np.arange(len(picked))
+    if proba is not None:
+        proba = np.asarray(proba, dtype=np.float64)
+    rows = [None] * len(picked) if proba is None else list(proba)
+    return {
+        "score_name": declared.name,
+        "description": declared.description,
+        "scores": [float(v) if np.isfinite(v) else None for v in values],
+        "ranks": [int(r) for r in ranks],
+        "of": [int(c) for c in of],
+        "sentences": [plain if plain is not None else _sentence(declared.plain, p, classes)
+                      for p in rows],
+        "pool_size": int(utilities.shape[1]),
+        "guesses": None if proba is None else proba.argmax(axis=1).tolist(),
+        "confidences": None if proba is None else proba.max(axis=1).round(4).tolist(),
+    }
