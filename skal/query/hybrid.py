@@ -14,6 +14,7 @@ from skal.kernels import badge_kmeanspp
 from skal.query._base import QueryPool, ranks_by, requires
 from skal.query.scores import margin_scores
 from skal.query.selection import first_per_cluster, round_robin, top_k, within_clusters
+from skal.query.uncertainty import _TORN  # the one wording of "the model is torn"
 
 __all__ = ["badge", "scal", "cluster_margin"]
 
@@ -173,7 +174,7 @@ def scal(learner, X_pool, n_instances=1, *, random_state=None, subsample=None,
 @ranks_by("negative margin", "minus the gap between the two most probable classes, among the "
           "uncertain candidates of one cluster; Cluster-Margin takes each cluster's closest to 0 "
           "in turn", rule="greedy",
-          plain="the model is torn: {torn}; picked from one group of similar uncertain images")
+          plain=_TORN + "; picked from one group of similar uncertain images")
 def cluster_margin(learner, X_pool, n_instances=1, *, random_state=None, subsample=None,
                    margin_multiple=10, n_clusters=None, distance_threshold=None,
                    return_utilities=False):
