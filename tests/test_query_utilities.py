@@ -205,3 +205,27 @@ def test_cluster_margin_and_scal_rows_hold_one_cluster_of_candidates():
 def test_strategy_utility_refuses_an_undeclared_function():
     with pytest.raises(ValueError, match="declares no utility; decorate it"):
         strategy_utility(lambda learner, X_pool, n_instances=1: np.arange(n_instances))
+
+
+def test_modal_learner_query_passes_the_utilities_through():
+    stub = full_stub()
+    learner = ActiveLearner(stub, query_strategy=STRATEGIES["margin"])
+    with pytest.warns(DeprecationWarning):  # modAL hands a strategy's tuple back as it is
+        indices, utilities = learner.query(ids(30), n_instances=3, random_state=0,
+                                           return_utilities=True)
+    plain, _ = learner.query(ids(30), n_instances=3, random_state=0)
+    np.testing.assert_array_equal(indices, plain)
+    assert utilities.shape == (3, 30)
+
+
+def test_utilities_cost_nothing_unless_asked(monkeypatch):
+    import skal.query.diversity as diversity
+
+    def refuse(*args):
+        raise AssertionError("k-center utility rows computed")
+
+    monkeypatch.setattr(diversity, "_k_center_rows", refuse)
+    coreset(Stub(embedding=CORESET_POINTS), ids(5), n_instances=3, X_labeled=ids(1, start=5))
+    with pytest.raises(AssertionError, match="k-center utility rows computed"):  # only when asked
+        coreset(Stub(embedding=CORESET_POINTS), ids(5), n_instances=3,
+                X_labeled=ids(1, start=5), return_utilities=True)
