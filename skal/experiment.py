@@ -43,7 +43,8 @@ from skal._random import check_seed
 from skal.callbacks import Checkpoint, KeepModels, PrintCycle
 from skal.data import DatasetInfo
 from skal.exceptions import BudgetWarning, CheckpointMismatchError, ExperimentConfigError
-from skal.metrics import budget_curve_area, cross_entropy, evaluate, infer_task, resolve_task
+from skal.metrics import (budget_curve_area, cross_entropy, encode_targets, evaluate, infer_task,
+                          resolve_task)
 from skal.query import (STRATEGIES, check_generator, check_requirements, draw_subsample,
                         final_step, get_query_strategy)
 from skal.validation import check_classes, encode_labels
@@ -337,11 +338,10 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         if len(y_eval) != len(X_eval):
             raise ExperimentConfigError(
                 f"X_eval and y_eval have different lengths: {len(X_eval)} and {len(y_eval)}.")
-        if y_eval.ndim == 2 and y_eval.shape[1] == 1:
-            y_eval = y_eval[:, 0]
-        if y_eval.ndim == 1:
-            y_eval = encode_labels(y_eval, self.classes_, "y_eval")
-        return X_eval, y_eval
+        try:
+            return X_eval, encode_targets(y_eval, self.classes_, self.task_, "y_eval")
+        except ValueError as exc:
+            raise ExperimentConfigError(str(exc)) from None
 
     def _task_classes(self, y):
         """The task's classes (see ``classes_``); labels outside declared classes raise."""
@@ -417,13 +417,15 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         """
         X, y = self._check_pool(X, y)
         self.classes_ = self._task_classes(y)
-        X_eval, y_eval = self._check_eval(X_eval, y_eval)
-        strategy, n_initial, n_cycles = self._check_params(len(X), y)
         try:
             self.task_ = (resolve_task(self.task) if self.task is not None else
                           infer_task(y, len(self.classes_)))
         except ValueError as exc:
             raise ExperimentConfigError(str(exc)) from None
+        # The one encoding of labels for the metrics (y itself reaches the
+        # estimator as given: it knows classes_ and decodes its predictions).
+        X_eval, y_eval = self._check_eval(X_eval, y_eval)
+        strategy, n_initial, n_cycles = self._check_params(len(X), y)
 
         callbacks = self._initialize_callbacks()
         state = None

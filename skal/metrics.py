@@ -32,12 +32,15 @@ import numpy as np
 from medmnist.evaluator import Metrics, getACC, getAUC
 from sklearn.metrics import log_loss
 
+from skal.validation import encode_labels
+
 __all__ = [
     "TASKS",
     "Metrics",
     "accuracy",
     "auc",
     "cross_entropy",
+    "encode_targets",
     "evaluate",
     "infer_task",
     "resolve_task",
@@ -106,6 +109,57 @@ def infer_task(y, n_classes=None):
     if n_classes is None:
         n_classes = int(y.max()) + 1 if y.size else 0
     return "binary-class" if n_classes == 2 else "multi-class"
+
+
+def encode_targets(y, classes, task, name="y"):
+    """Labels as every metric here takes them: positions in the task's ``classes``.
+
+    The metrics compare labels with the columns of ``y_score`` (medmnist's
+    convention), so the user's labels -- strings, non-contiguous integers --
+    are turned into column positions first. Everything that scores a fitted
+    experiment on labels it was given (its evaluation set, the budget-curve
+    scorers) encodes them with this function and the experiment's
+    ``classes_``, and nothing else does.
+
+    Parameters
+    ----------
+    y : array-like of shape (N,) or (N, 1), or (N, L) 0/1 for a multi-label task
+        Labels in the user's terms, all among ``classes``.
+    classes : ndarray of shape (C,)
+        The task's classes, sorted (``ActiveLearningClassifier.classes_``): the
+        order of ``y_score``'s columns. For a multi-label task ``arange(L)``.
+    task : str or DatasetInfo
+        See :func:`resolve_task`.
+    name : str, default='y'
+        How to call ``y`` in messages.
+
+    Returns
+    -------
+    ndarray of shape (N,) int64 in ``[0, C)``, or (N, L) int64 0/1 for a multi-label task
+
+    Raises
+    ------
+    ValueError
+        Labels outside ``classes`` (named), or a shape that does not fit the task.
+
+    Examples
+    --------
+    >>> encode_targets(["dog", "cat", "dog"], np.array(["cat", "dog"]), "binary-class")
+    array([1, 0, 1])
+    """
+    y = np.asarray(y)
+    classes = np.asarray(classes)
+    if resolve_task(task).startswith("multi-label"):
+        if y.ndim != 2 or y.shape[1] != len(classes) or not np.isin(y, (0, 1)).all():
+            raise ValueError(
+                f"{name} must be (N, {len(classes)}) 0/1 label columns for this multi-label "
+                f"task; got shape {y.shape}.")
+        return y.astype(np.int64)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]  # medmnist's (N, 1) labels
+    if y.ndim != 1:
+        raise ValueError(f"{name} must hold one label per item, shape (N,); got shape {y.shape}.")
+    return encode_labels(y, classes, name)
 
 
 def _as_arrays(y_true, y_score):
@@ -298,6 +352,11 @@ def make_budget_curve_scorer(metric="acc"):
     cannot tell apart. The classifier must be fitted with
     ``keep_models=True`` (each cycle's weights are kept for the replay).
 
+    ``y`` is in the user's labels, like the ``y`` of ``fit``: it is encoded
+    through the fitted ``classes_`` (:func:`encode_targets`) before it meets
+    the probabilities' columns, so relabelling a task (``{0, 1}``, ``{3, 8}``,
+    ``{'benign', 'malignant'}`` in the same order) gives the same score.
+
     Parameters
     ----------
     metric : {'acc', 'auc'}, default='acc'
@@ -306,7 +365,10 @@ def make_budget_curve_scorer(metric="acc"):
     Returns
     -------
     scorer : callable
-        ``scorer(estimator, X, y) -> float``, greater is better.
+        ``scorer(estimator, X, y) -> float``, greater is better. It raises a
+        ``ValueError`` when ``y`` holds a label outside the estimator's
+        ``classes_`` (in a cross-validation: a class missing from the
+        training fold).
 
     Examples
     --------
@@ -321,7 +383,13 @@ def make_budget_curve_scorer(metric="acc"):
     score = accuracy if metric == "acc" else auc
 
     def budget_curve_score(estimator, X, y):
-        y = np.asarray(y)
+        try:
+            y = encode_targets(y, estimator.classes_, estimator.task_)
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc} The budget-curve scorer can only score the classes the experiment "
+                f"was fitted with (classes_); in a cross-validation, split with "
+                f"StratifiedKFold so that every training fold holds every class.") from None
         values = [score(y, proba, estimator.task_) for proba in estimator.staged_predict_proba(X)]
         return budget_curve_area([r["n_labeled"] for r in estimator.learning_curve_], values)
 
