@@ -534,14 +534,24 @@ class ImageClassifier(NeuralNetClassifier):
         except KeyboardInterrupt as exc:
             raise TrainingInterrupted("training interrupted") from exc
 
-    def _validate_params(self):
-        """Check the parameters against ``_parameter_constraints``, as scikit-learn's
-        estimators do: InvalidParameterError (a ValueError and a TypeError)
-        naming the parameter, before torch or skorch trip over it. skorch's own
-        parameters (callbacks, iterators, ...) are left to skorch."""
+    def _validate_constraints(self):
+        """skal's check: the parameters against ``_parameter_constraints``, as
+        scikit-learn's estimators do: InvalidParameterError (a ValueError and a
+        TypeError) naming the parameter, before torch or skorch trip over it."""
         validate_parameter_constraints(
             self._parameter_constraints, self.get_params(deep=False),
             caller_name=type(self).__name__)
+
+    def _validate_params(self):
+        """Both checks: skal's declared constraints, then skorch's own.
+
+        skorch's check (``NeuralNet._validate_params``) refuses argument names
+        it does not know, e.g. ``optimizer_momentum`` ("did you mean
+        optimizer__momentum?"); skorch calls this method from ``initialize``
+        and from ``set_params`` on an initialized net.
+        """
+        self._validate_constraints()
+        super()._validate_params()
 
     def fit(self, X, y, **fit_params):
         """Train the network; with ``warm_start`` continue from the current weights.
@@ -573,9 +583,16 @@ class ImageClassifier(NeuralNetClassifier):
             ``n_channels``, ...), named in the message; a ValueError and a TypeError.
         ValueError
             Bad images, labels that do not fit the task, ``classes`` and
-            ``n_classes`` that disagree.
+            ``n_classes`` that disagree; an argument skorch does not know
+            (skorch's check: ``optimizer_momentum`` "did you mean
+            optimizer__momentum?").
         """
-        self._validate_params()
+        if self.initialized_:
+            self._validate_params()
+        else:
+            # skorch's check needs the prefixes (module, criterion, optimizer)
+            # that initialize registers, and initialize runs it: skal's alone here.
+            self._validate_constraints()
         continuing = self.warm_start and self.initialized_
         X, y = self._check_X_y(X, y, fitted_classes=continuing)
         if (self.multi_label and self.n_classes is None and not continuing
