@@ -43,8 +43,8 @@ from skal._random import check_seed
 from skal.callbacks import Checkpoint, KeepModels, PrintCycle
 from skal.data import DatasetInfo
 from skal.exceptions import BudgetWarning, CheckpointMismatchError, ExperimentConfigError
-from skal.metrics import (budget_curve_area, cross_entropy, encode_targets, evaluate, infer_task,
-                          resolve_task)
+from skal.metrics import (CURVE_METRICS, budget_curve_area, curve_metrics, encode_targets,
+                          infer_task, resolve_task)
 from skal.query import (STRATEGIES, check_generator, check_requirements, draw_subsample,
                         final_step, get_query_strategy)
 from skal.validation import check_classes, encode_labels
@@ -200,10 +200,12 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         ``query_seconds``, ``query_cpu_seconds`` (the process's CPU time,
         all threads) and ``queried`` (list of int: indices into ``X``
         queried after this cycle's training and labeled for the next; empty
-        and 0.0 after the last training), plus ``acc``, ``auc`` and
-        ``test_loss`` (:func:`~skal.metrics.cross_entropy`) on the
-        evaluation set when one was given (computed with the labels encoded
-        as positions in ``classes_``, as medmnist's evaluator takes them).
+        and 0.0 after the last training), plus ``acc``, ``auc``,
+        ``test_loss`` (:func:`~skal.metrics.cross_entropy`) and
+        ``balanced_acc`` (:func:`~skal.metrics.balanced_accuracy`, from the
+        predictions ``acc`` counts) on the evaluation set when one was given
+        (:func:`~skal.metrics.curve_metrics`, with the labels encoded as
+        positions in ``classes_``, as medmnist's evaluator takes them).
     labeled_indices_ : ndarray of shape (n_labeled,), int64
         Indices into ``X`` of the final labeled set, in labeling order
         (the initial set first).
@@ -473,10 +475,7 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             record = {"cycle": cycle + 1, "n_labeled": int(len(labeled)),
                       "train_seconds": time.perf_counter() - start}
             if X_eval is not None:
-                proba = self._proba(estimator, X_eval)
-                scores = evaluate(y_eval, proba, self.task_)
-                record.update(acc=float(scores.ACC), auc=float(scores.AUC),
-                              test_loss=cross_entropy(y_eval, proba, self.task_))
+                record.update(curve_metrics(y_eval, self._proba(estimator, X_eval), self.task_))
 
             pending = np.empty(0, dtype=np.int64)
             start, cpu_start = time.perf_counter(), time.process_time()
@@ -633,15 +632,16 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
 
         Parameters
         ----------
-        metric : {'acc', 'auc'}
+        metric : {'acc', 'auc', 'test_loss', 'balanced_acc'}
+            A figure of :func:`skal.metrics.curve_metrics`.
 
         Returns
         -------
         float
         """
         check_is_fitted(self, "estimator_")
-        if metric not in ("acc", "auc"):
-            raise ValueError(f"metric must be 'acc' or 'auc', got {metric!r}.")
+        if metric not in CURVE_METRICS:
+            raise ValueError(f"metric must be one of {list(CURVE_METRICS)}, got {metric!r}.")
         if not self.learning_curve_ or metric not in self.learning_curve_[0]:
             raise ValueError("The curve has no evaluation: fit with X_eval and y_eval.")
         return budget_curve_area([r["n_labeled"] for r in self.learning_curve_],

@@ -30,7 +30,7 @@ import warnings
 
 import numpy as np
 from medmnist.evaluator import Metrics, getACC, getAUC
-from sklearn.metrics import log_loss
+from sklearn.metrics import balanced_accuracy_score, log_loss
 
 from skal.validation import encode_labels
 
@@ -39,9 +39,13 @@ __all__ = [
     "Metrics",
     "accuracy",
     "auc",
+    "balanced_accuracy",
+    "CURVE_METRICS",
     "cross_entropy",
+    "curve_metrics",
     "encode_targets",
     "evaluate",
+    "predicted_classes",
     "infer_task",
     "resolve_task",
     "budget_curve_area",
@@ -197,6 +201,76 @@ def accuracy(y_true, y_score, task, threshold=0.5):
     return float(getACC(y_true, y_score, resolve_task(task), threshold=threshold))
 
 
+def predicted_classes(y_score, task, threshold=0.5):
+    """The predictions medmnist's ACC counts, as encoded labels.
+
+    :func:`medmnist.evaluator.getACC` thresholds and takes the arg-max inside
+    and returns only the rate; this is its rule, so figures computed from
+    predictions (:func:`balanced_accuracy`) count the same predictions as ACC
+    (a test holds the two to agreeing).
+
+    Parameters
+    ----------
+    y_score : array-like of float, shape (N, C) or (N, L)
+        Predicted probabilities.
+    task : str or DatasetInfo
+    threshold : float, default=0.5
+        For binary and multi-label tasks.
+
+    Returns
+    -------
+    ndarray of shape (N,) int64 in ``[0, C)``, or (N, L) int64 0/1 for multi-label
+        Binary: 1 where the last column exceeds ``threshold``; multi-class and
+        ordinal: the arg-max column; multi-label: each label's score above ``threshold``.
+    """
+    y_score = np.asarray(y_score, dtype=np.float64)
+    task = resolve_task(task)
+    if task.startswith("multi-label"):
+        return (y_score > threshold).astype(np.int64)
+    if task == "binary-class":
+        positive = y_score[:, -1] if y_score.ndim == 2 else y_score
+        return (positive > threshold).astype(np.int64)
+    return y_score.argmax(axis=1).astype(np.int64)
+
+
+def balanced_accuracy(y_true, y_score, task, threshold=0.5):
+    """Mean per-class recall of the predictions ACC counts.
+
+    ACC rewards a model that always guesses the majority class (73 % of
+    breastmnist's test split); balanced accuracy gives it ``1 / C``. Computed
+    by :func:`sklearn.metrics.balanced_accuracy_score` on
+    :func:`predicted_classes`, so from the same predictions as
+    :func:`accuracy`. For multi-label tasks, as medmnist's ACC averages
+    per-label accuracy, the mean over labels of each label's balanced accuracy.
+
+    Parameters
+    ----------
+    y_true : array-like of int, shape (N,), (N, 1) or (N, L)
+        Encoded labels (see :func:`encode_targets`).
+    y_score : array-like of float, shape (N, C) or (N, L)
+    task : str or DatasetInfo
+    threshold : float, default=0.5
+
+    Returns
+    -------
+    balanced_acc : float
+        The mean recall over the classes present in ``y_true``
+        (scikit-learn's definition).
+
+    Examples
+    --------
+    >>> y = [0, 0, 0, 1]  # a model that always says 0: ACC 0.75
+    >>> balanced_accuracy(y, [[.9, .1]] * 4, "binary-class")
+    0.5
+    """
+    y_true, y_score = _as_arrays(y_true, y_score)
+    predicted = predicted_classes(y_score, task, threshold)
+    if predicted.ndim == 2:  # multi-label
+        return float(np.mean([balanced_accuracy_score(y_true[:, k], predicted[:, k])
+                              for k in range(y_true.shape[1])]))
+    return float(balanced_accuracy_score(y_true.reshape(len(y_true)), predicted))
+
+
 def auc(y_true, y_score, task, undefined="nan"):
     """AUC as medmnist computes it (:func:`medmnist.evaluator.getAUC`).
 
@@ -299,6 +373,37 @@ def cross_entropy(y_true, y_score, task):
     return float(log_loss(y_true.ravel(), y_score, labels=np.arange(y_score.shape[1])))
 
 
+#: The figures of every evaluated cycle, as :func:`curve_metrics` names them (the keys
+#: of ``ActiveLearningClassifier.learning_curve_`` records and result-file columns).
+CURVE_METRICS = ("acc", "auc", "test_loss", "balanced_acc")
+
+
+def curve_metrics(y_true, y_score, task):
+    """Every figure of one evaluated cycle, from one set of probabilities.
+
+    The one function that fills a learning-curve record: the experiment calls
+    it after each training, and the result files copy its numbers.
+
+    Parameters
+    ----------
+    y_true : array-like of int, shape (N,), (N, 1) or (N, L)
+        Encoded labels (see :func:`encode_targets`).
+    y_score : array-like of float, shape (N, C) or (N, L)
+        The model's probabilities, one column per class of the task.
+    task : str or DatasetInfo
+
+    Returns
+    -------
+    dict of str to float
+        The keys of :data:`CURVE_METRICS`: ``acc`` (:func:`accuracy`), ``auc``
+        (:func:`auc`, NaN when undefined), ``test_loss``
+        (:func:`cross_entropy`) and ``balanced_acc`` (:func:`balanced_accuracy`).
+    """
+    return {"acc": accuracy(y_true, y_score, task), "auc": auc(y_true, y_score, task),
+            "test_loss": cross_entropy(y_true, y_score, task),
+            "balanced_acc": balanced_accuracy(y_true, y_score, task)}
+
+
 def budget_curve_area(n_labeled, values):
     """Normalised area under a budget curve (a metric vs the number of labels).
 
@@ -359,8 +464,9 @@ def make_budget_curve_scorer(metric="acc"):
 
     Parameters
     ----------
-    metric : {'acc', 'auc'}, default='acc'
-        medmnist's ACC or AUC, with the classifier's task (``al.task_``).
+    metric : {'acc', 'auc', 'balanced_acc'}, default='acc'
+        medmnist's ACC or AUC, or :func:`balanced_accuracy`, with the
+        classifier's task (``al.task_``).
 
     Returns
     -------
@@ -378,9 +484,9 @@ def make_budget_curve_scorer(metric="acc"):
     ...     {"query_strategy": ["random", "entropy"], "estimator__lr": [0.01, 0.1]},
     ...     scoring=make_budget_curve_scorer("acc"), cv=3)  # doctest: +SKIP
     """
-    if metric not in ("acc", "auc"):
-        raise ValueError(f"metric must be 'acc' or 'auc', got {metric!r}.")
-    score = accuracy if metric == "acc" else auc
+    if metric not in _CURVE_SCORES:
+        raise ValueError(f"metric must be one of {sorted(_CURVE_SCORES)}, got {metric!r}.")
+    score = _CURVE_SCORES[metric]
 
     def budget_curve_score(estimator, X, y):
         try:
@@ -396,6 +502,9 @@ def make_budget_curve_scorer(metric="acc"):
     budget_curve_score.__name__ = f"budget_curve_{metric}"
     return budget_curve_score
 
+
+# The figures a budget-curve scorer can score (greater is better).
+_CURVE_SCORES = {"acc": accuracy, "auc": auc, "balanced_acc": balanced_accuracy}
 
 #: :func:`make_budget_curve_scorer` with ACC.
 budget_curve_scorer = make_budget_curve_scorer("acc")
