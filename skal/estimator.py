@@ -13,7 +13,9 @@ never by copying its training loop.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import hashlib
 import math
 from numbers import Integral, Real
 
@@ -42,6 +44,7 @@ __all__ = [
     "resolve_device",
     "images_to_float",
     "margin_ranking_loss",
+    "row_digests",
     "torch_seeded",
 ]
 
@@ -135,6 +138,42 @@ def margin_ranking_loss(predicted, target, margin=1.0):
     # (ties count as -1, as in the reference implementation).
     sign = 2 * torch.sign(torch.clamp(target_diff, min=0)) - 1
     return torch.clamp(margin - sign * pred_diff, min=0).sum() / half
+
+
+def row_digests(X):
+    """A 16-byte digest of each row's content: which images a fit was given, in any order.
+
+    Hand-written because no library call names a row by its content; a
+    digest keeps 16 bytes per row instead of a copy of the images.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, ...)
+
+    Returns
+    -------
+    ndarray of shape (N,), dtype ``S16``
+        Equal for rows of equal bytes (same dtype and shape).
+    """
+    rows = np.ascontiguousarray(X).reshape(len(X), -1)
+    return np.array([hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows],
+                    dtype="S16")
+
+
+def _seen_before(digests, earlier):
+    """Mask of the rows counted as seen in ``earlier``, as multisets.
+
+    A digest that occurs k times in ``earlier`` marks its first k occurrences
+    in ``digests`` as seen, so a duplicated image newly labeled is new once.
+    Identical rows are interchangeable, so which copy is marked does not matter.
+    """
+    left = collections.Counter(earlier.tolist())
+    seen = np.zeros(len(digests), dtype=bool)
+    for i, digest in enumerate(digests.tolist()):
+        if left[digest] > 0:
+            left[digest] -= 1
+            seen[i] = True
+    return seen
 
 
 class _ArrayBatches:
@@ -534,14 +573,24 @@ class ImageClassifier(NeuralNetClassifier):
         except KeyboardInterrupt as exc:
             raise TrainingInterrupted("training interrupted") from exc
 
-    def _validate_params(self):
-        """Check the parameters against ``_parameter_constraints``, as scikit-learn's
-        estimators do: InvalidParameterError (a ValueError and a TypeError)
-        naming the parameter, before torch or skorch trip over it. skorch's own
-        parameters (callbacks, iterators, ...) are left to skorch."""
+    def _validate_constraints(self):
+        """skal's check: the parameters against ``_parameter_constraints``, as
+        scikit-learn's estimators do: InvalidParameterError (a ValueError and a
+        TypeError) naming the parameter, before torch or skorch trip over it."""
         validate_parameter_constraints(
             self._parameter_constraints, self.get_params(deep=False),
             caller_name=type(self).__name__)
+
+    def _validate_params(self):
+        """Both checks: skal's declared constraints, then skorch's own.
+
+        skorch's check (``NeuralNet._validate_params``) refuses argument names
+        it does not know, e.g. ``optimizer_momentum`` ("did you mean
+        optimizer__momentum?"); skorch calls this method from ``initialize``
+        and from ``set_params`` on an initialized net.
+        """
+        self._validate_constraints()
+        super()._validate_params()
 
     def fit(self, X, y, **fit_params):
         """Train the network; with ``warm_start`` continue from the current weights.
@@ -573,9 +622,16 @@ class ImageClassifier(NeuralNetClassifier):
             ``n_channels``, ...), named in the message; a ValueError and a TypeError.
         ValueError
             Bad images, labels that do not fit the task, ``classes`` and
-            ``n_classes`` that disagree.
+            ``n_classes`` that disagree; an argument skorch does not know
+            (skorch's check: ``optimizer_momentum`` "did you mean
+            optimizer__momentum?").
         """
-        self._validate_params()
+        if self.initialized_:
+            self._validate_params()
+        else:
+            # skorch's check needs the prefixes (module, criterion, optimizer)
+            # that initialize registers, and initialize runs it: skal's alone here.
+            self._validate_constraints()
         continuing = self.warm_start and self.initialized_
         X, y = self._check_X_y(X, y, fitted_classes=continuing)
         if (self.multi_label and self.n_classes is None and not continuing
@@ -756,14 +812,26 @@ class LossPredictionClassifier(ImageClassifier):
         fit. On the first fit, the last ``trim_size`` items (the initial set is
         random, so this is a random drop). On later (warm) fits, ranked by the
         current model's true loss: ``trim_size // 2`` lowest-loss items among
-        the ones seen in the previous fit (the first rows: modAL appends new
-        labels at the end) and as many lowest-loss items among the new rows.
+        the ones seen in the previous fit and as many lowest-loss items among
+        the new rows. The rows seen before are recognised by their content,
+        in any order and position (an image given k times before counts as
+        seen k times), so the same rows are left out whatever the order of
+        ``X``; a warm fit on fresh data has only new rows.
     finetune_epochs : int, default=0
         SCAL: after the joint training, epochs of ranking-loss-only training of
         the loss head on the whole labeled set, backbone frozen in eval mode,
         with its own SGD (same lr, momentum, weight decay; no schedule).
     **kwargs
         As for :class:`ImageClassifier`.
+
+    Attributes
+    ----------
+    trimmed_indices_ : ndarray of shape (n_trimmed,), int64
+        Indices into the last ``fit``'s ``X`` of the rows left out of its
+        joint training (empty without ``trim_size``).
+    fit_row_digests_ : ndarray of shape (N,), bytes
+        A digest of each row of the last ``fit``'s ``X`` (see
+        :func:`row_digests`): how the next warm fit knows which rows it saw.
     """
 
     _parameter_constraints = {
@@ -830,26 +898,28 @@ class LossPredictionClassifier(ImageClassifier):
         return super().fit(X, y, **fit_params)
 
     def _train(self, X, y, continuing, **fit_params):
-        keep = self._rows_to_train(X, y, continuing)
+        digests = row_digests(X)
+        keep = self._rows_to_train(X, y, continuing, digests)
+        self.trimmed_indices_ = np.setdiff1d(np.arange(len(X)), keep).astype(np.int64)
         super()._train(X[keep], y[keep], continuing, **fit_params)
-        self.n_fit_samples_ = len(X)
+        self.fit_row_digests_ = digests
         if int(self.finetune_epochs) > 0:
             self._finetune_loss_head(X, y)
         return self
 
-    def _rows_to_train(self, X, y, continuing):
+    def _rows_to_train(self, X, y, continuing, digests):
         """Indices of the rows the joint training uses (all, unless ``trim_size``)."""
         n, trim = len(X), int(self.trim_size)
         if trim <= 0 or n - trim < 2:
             return np.arange(n)
         if not continuing:
             return np.arange(n - trim)
-        n_old = min(getattr(self, "n_fit_samples_", n), n)
+        seen = _seen_before(digests, getattr(self, "fit_row_digests_", digests[:0]))
         losses = self._per_sample_losses(X, y)
         half = trim // 2
-        old = np.arange(n_old)[np.argsort(losses[:n_old], kind="stable")][half:]
-        new = np.arange(n_old, n)[np.argsort(losses[n_old:], kind="stable")][half:]
-        return np.sort(np.concatenate([old, new]))
+        kept = [rows[np.argsort(losses[rows], kind="stable")][half:]
+                for rows in (np.flatnonzero(seen), np.flatnonzero(~seen))]
+        return np.sort(np.concatenate(kept))
 
     def true_loss(self, X, y):
         """Per-sample loss of the current model, in eval mode.

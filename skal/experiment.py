@@ -43,7 +43,8 @@ from skal._random import check_seed
 from skal.callbacks import Checkpoint, KeepModels, PrintCycle
 from skal.data import DatasetInfo
 from skal.exceptions import BudgetWarning, CheckpointMismatchError, ExperimentConfigError
-from skal.metrics import budget_curve_area, cross_entropy, evaluate, infer_task, resolve_task
+from skal.metrics import (CURVE_METRICS, budget_curve_area, curve_metrics, encode_targets,
+                          infer_task, resolve_task)
 from skal.query import (STRATEGIES, check_generator, check_requirements, draw_subsample,
                         final_step, get_query_strategy)
 from skal.validation import check_classes, encode_labels
@@ -199,10 +200,12 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         ``query_seconds``, ``query_cpu_seconds`` (the process's CPU time,
         all threads) and ``queried`` (list of int: indices into ``X``
         queried after this cycle's training and labeled for the next; empty
-        and 0.0 after the last training), plus ``acc``, ``auc`` and
-        ``test_loss`` (:func:`~skal.metrics.cross_entropy`) on the
-        evaluation set when one was given (computed with the labels encoded
-        as positions in ``classes_``, as medmnist's evaluator takes them).
+        and 0.0 after the last training), plus ``acc``, ``auc``,
+        ``test_loss`` (:func:`~skal.metrics.cross_entropy`) and
+        ``balanced_acc`` (:func:`~skal.metrics.balanced_accuracy`, from the
+        predictions ``acc`` counts) on the evaluation set when one was given
+        (:func:`~skal.metrics.curve_metrics`, with the labels encoded as
+        positions in ``classes_``, as medmnist's evaluator takes them).
     labeled_indices_ : ndarray of shape (n_labeled,), int64
         Indices into ``X`` of the final labeled set, in labeling order
         (the initial set first).
@@ -337,11 +340,10 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         if len(y_eval) != len(X_eval):
             raise ExperimentConfigError(
                 f"X_eval and y_eval have different lengths: {len(X_eval)} and {len(y_eval)}.")
-        if y_eval.ndim == 2 and y_eval.shape[1] == 1:
-            y_eval = y_eval[:, 0]
-        if y_eval.ndim == 1:
-            y_eval = encode_labels(y_eval, self.classes_, "y_eval")
-        return X_eval, y_eval
+        try:
+            return X_eval, encode_targets(y_eval, self.classes_, self.task_, "y_eval")
+        except ValueError as exc:
+            raise ExperimentConfigError(str(exc)) from None
 
     def _task_classes(self, y):
         """The task's classes (see ``classes_``); labels outside declared classes raise."""
@@ -417,13 +419,15 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         """
         X, y = self._check_pool(X, y)
         self.classes_ = self._task_classes(y)
-        X_eval, y_eval = self._check_eval(X_eval, y_eval)
-        strategy, n_initial, n_cycles = self._check_params(len(X), y)
         try:
             self.task_ = (resolve_task(self.task) if self.task is not None else
                           infer_task(y, len(self.classes_)))
         except ValueError as exc:
             raise ExperimentConfigError(str(exc)) from None
+        # The one encoding of labels for the metrics (y itself reaches the
+        # estimator as given: it knows classes_ and decodes its predictions).
+        X_eval, y_eval = self._check_eval(X_eval, y_eval)
+        strategy, n_initial, n_cycles = self._check_params(len(X), y)
 
         callbacks = self._initialize_callbacks()
         state = None
@@ -471,10 +475,7 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             record = {"cycle": cycle + 1, "n_labeled": int(len(labeled)),
                       "train_seconds": time.perf_counter() - start}
             if X_eval is not None:
-                proba = self._proba(estimator, X_eval)
-                scores = evaluate(y_eval, proba, self.task_)
-                record.update(acc=float(scores.ACC), auc=float(scores.AUC),
-                              test_loss=cross_entropy(y_eval, proba, self.task_))
+                record.update(curve_metrics(y_eval, self._proba(estimator, X_eval), self.task_))
 
             pending = np.empty(0, dtype=np.int64)
             start, cpu_start = time.perf_counter(), time.process_time()
@@ -631,15 +632,16 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
 
         Parameters
         ----------
-        metric : {'acc', 'auc'}
+        metric : {'acc', 'auc', 'test_loss', 'balanced_acc'}
+            A figure of :func:`skal.metrics.curve_metrics`.
 
         Returns
         -------
         float
         """
         check_is_fitted(self, "estimator_")
-        if metric not in ("acc", "auc"):
-            raise ValueError(f"metric must be 'acc' or 'auc', got {metric!r}.")
+        if metric not in CURVE_METRICS:
+            raise ValueError(f"metric must be one of {list(CURVE_METRICS)}, got {metric!r}.")
         if not self.learning_curve_ or metric not in self.learning_curve_[0]:
             raise ValueError("The curve has no evaluation: fit with X_eval and y_eval.")
         return budget_curve_area([r["n_labeled"] for r in self.learning_curve_],

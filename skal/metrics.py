@@ -30,15 +30,22 @@ import warnings
 
 import numpy as np
 from medmnist.evaluator import Metrics, getACC, getAUC
-from sklearn.metrics import log_loss
+from sklearn.metrics import balanced_accuracy_score, log_loss
+
+from skal.validation import encode_labels
 
 __all__ = [
     "TASKS",
     "Metrics",
     "accuracy",
     "auc",
+    "balanced_accuracy",
+    "CURVE_METRICS",
     "cross_entropy",
+    "curve_metrics",
+    "encode_targets",
     "evaluate",
+    "predicted_classes",
     "infer_task",
     "resolve_task",
     "budget_curve_area",
@@ -108,6 +115,57 @@ def infer_task(y, n_classes=None):
     return "binary-class" if n_classes == 2 else "multi-class"
 
 
+def encode_targets(y, classes, task, name="y"):
+    """Labels as every metric here takes them: positions in the task's ``classes``.
+
+    The metrics compare labels with the columns of ``y_score`` (medmnist's
+    convention), so the user's labels -- strings, non-contiguous integers --
+    are turned into column positions first. Everything that scores a fitted
+    experiment on labels it was given (its evaluation set, the budget-curve
+    scorers) encodes them with this function and the experiment's
+    ``classes_``, and nothing else does.
+
+    Parameters
+    ----------
+    y : array-like of shape (N,) or (N, 1), or (N, L) 0/1 for a multi-label task
+        Labels in the user's terms, all among ``classes``.
+    classes : ndarray of shape (C,)
+        The task's classes, sorted (``ActiveLearningClassifier.classes_``): the
+        order of ``y_score``'s columns. For a multi-label task ``arange(L)``.
+    task : str or DatasetInfo
+        See :func:`resolve_task`.
+    name : str, default='y'
+        How to call ``y`` in messages.
+
+    Returns
+    -------
+    ndarray of shape (N,) int64 in ``[0, C)``, or (N, L) int64 0/1 for a multi-label task
+
+    Raises
+    ------
+    ValueError
+        Labels outside ``classes`` (named), or a shape that does not fit the task.
+
+    Examples
+    --------
+    >>> encode_targets(["dog", "cat", "dog"], np.array(["cat", "dog"]), "binary-class")
+    array([1, 0, 1])
+    """
+    y = np.asarray(y)
+    classes = np.asarray(classes)
+    if resolve_task(task).startswith("multi-label"):
+        if y.ndim != 2 or y.shape[1] != len(classes) or not np.isin(y, (0, 1)).all():
+            raise ValueError(
+                f"{name} must be (N, {len(classes)}) 0/1 label columns for this multi-label "
+                f"task; got shape {y.shape}.")
+        return y.astype(np.int64)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]  # medmnist's (N, 1) labels
+    if y.ndim != 1:
+        raise ValueError(f"{name} must hold one label per item, shape (N,); got shape {y.shape}.")
+    return encode_labels(y, classes, name)
+
+
 def _as_arrays(y_true, y_score):
     y_true = np.asarray(y_true)
     y_score = np.asarray(y_score, dtype=np.float64)
@@ -141,6 +199,76 @@ def accuracy(y_true, y_score, task, threshold=0.5):
     """
     y_true, y_score = _as_arrays(y_true, y_score)
     return float(getACC(y_true, y_score, resolve_task(task), threshold=threshold))
+
+
+def predicted_classes(y_score, task, threshold=0.5):
+    """The predictions medmnist's ACC counts, as encoded labels.
+
+    :func:`medmnist.evaluator.getACC` thresholds and takes the arg-max inside
+    and returns only the rate; this is its rule, so figures computed from
+    predictions (:func:`balanced_accuracy`) count the same predictions as ACC
+    (a test holds the two to agreeing).
+
+    Parameters
+    ----------
+    y_score : array-like of float, shape (N, C) or (N, L)
+        Predicted probabilities.
+    task : str or DatasetInfo
+    threshold : float, default=0.5
+        For binary and multi-label tasks.
+
+    Returns
+    -------
+    ndarray of shape (N,) int64 in ``[0, C)``, or (N, L) int64 0/1 for multi-label
+        Binary: 1 where the last column exceeds ``threshold``; multi-class and
+        ordinal: the arg-max column; multi-label: each label's score above ``threshold``.
+    """
+    y_score = np.asarray(y_score, dtype=np.float64)
+    task = resolve_task(task)
+    if task.startswith("multi-label"):
+        return (y_score > threshold).astype(np.int64)
+    if task == "binary-class":
+        positive = y_score[:, -1] if y_score.ndim == 2 else y_score
+        return (positive > threshold).astype(np.int64)
+    return y_score.argmax(axis=1).astype(np.int64)
+
+
+def balanced_accuracy(y_true, y_score, task, threshold=0.5):
+    """Mean per-class recall of the predictions ACC counts.
+
+    ACC rewards a model that always guesses the majority class (73 % of
+    breastmnist's test split); balanced accuracy gives it ``1 / C``. Computed
+    by :func:`sklearn.metrics.balanced_accuracy_score` on
+    :func:`predicted_classes`, so from the same predictions as
+    :func:`accuracy`. For multi-label tasks, as medmnist's ACC averages
+    per-label accuracy, the mean over labels of each label's balanced accuracy.
+
+    Parameters
+    ----------
+    y_true : array-like of int, shape (N,), (N, 1) or (N, L)
+        Encoded labels (see :func:`encode_targets`).
+    y_score : array-like of float, shape (N, C) or (N, L)
+    task : str or DatasetInfo
+    threshold : float, default=0.5
+
+    Returns
+    -------
+    balanced_acc : float
+        The mean recall over the classes present in ``y_true``
+        (scikit-learn's definition).
+
+    Examples
+    --------
+    >>> y = [0, 0, 0, 1]  # a model that always says 0: ACC 0.75
+    >>> balanced_accuracy(y, [[.9, .1]] * 4, "binary-class")
+    0.5
+    """
+    y_true, y_score = _as_arrays(y_true, y_score)
+    predicted = predicted_classes(y_score, task, threshold)
+    if predicted.ndim == 2:  # multi-label
+        return float(np.mean([balanced_accuracy_score(y_true[:, k], predicted[:, k])
+                              for k in range(y_true.shape[1])]))
+    return float(balanced_accuracy_score(y_true.reshape(len(y_true)), predicted))
 
 
 def auc(y_true, y_score, task, undefined="nan"):
@@ -245,6 +373,37 @@ def cross_entropy(y_true, y_score, task):
     return float(log_loss(y_true.ravel(), y_score, labels=np.arange(y_score.shape[1])))
 
 
+#: The figures of every evaluated cycle, as :func:`curve_metrics` names them (the keys
+#: of ``ActiveLearningClassifier.learning_curve_`` records and result-file columns).
+CURVE_METRICS = ("acc", "auc", "test_loss", "balanced_acc")
+
+
+def curve_metrics(y_true, y_score, task):
+    """Every figure of one evaluated cycle, from one set of probabilities.
+
+    The one function that fills a learning-curve record: the experiment calls
+    it after each training, and the result files copy its numbers.
+
+    Parameters
+    ----------
+    y_true : array-like of int, shape (N,), (N, 1) or (N, L)
+        Encoded labels (see :func:`encode_targets`).
+    y_score : array-like of float, shape (N, C) or (N, L)
+        The model's probabilities, one column per class of the task.
+    task : str or DatasetInfo
+
+    Returns
+    -------
+    dict of str to float
+        The keys of :data:`CURVE_METRICS`: ``acc`` (:func:`accuracy`), ``auc``
+        (:func:`auc`, NaN when undefined), ``test_loss``
+        (:func:`cross_entropy`) and ``balanced_acc`` (:func:`balanced_accuracy`).
+    """
+    return {"acc": accuracy(y_true, y_score, task), "auc": auc(y_true, y_score, task),
+            "test_loss": cross_entropy(y_true, y_score, task),
+            "balanced_acc": balanced_accuracy(y_true, y_score, task)}
+
+
 def budget_curve_area(n_labeled, values):
     """Normalised area under a budget curve (a metric vs the number of labels).
 
@@ -298,15 +457,24 @@ def make_budget_curve_scorer(metric="acc"):
     cannot tell apart. The classifier must be fitted with
     ``keep_models=True`` (each cycle's weights are kept for the replay).
 
+    ``y`` is in the user's labels, like the ``y`` of ``fit``: it is encoded
+    through the fitted ``classes_`` (:func:`encode_targets`) before it meets
+    the probabilities' columns, so relabelling a task (``{0, 1}``, ``{3, 8}``,
+    ``{'benign', 'malignant'}`` in the same order) gives the same score.
+
     Parameters
     ----------
-    metric : {'acc', 'auc'}, default='acc'
-        medmnist's ACC or AUC, with the classifier's task (``al.task_``).
+    metric : {'acc', 'auc', 'balanced_acc'}, default='acc'
+        medmnist's ACC or AUC, or :func:`balanced_accuracy`, with the
+        classifier's task (``al.task_``).
 
     Returns
     -------
     scorer : callable
-        ``scorer(estimator, X, y) -> float``, greater is better.
+        ``scorer(estimator, X, y) -> float``, greater is better. It raises a
+        ``ValueError`` when ``y`` holds a label outside the estimator's
+        ``classes_`` (in a cross-validation: a class missing from the
+        training fold).
 
     Examples
     --------
@@ -316,18 +484,27 @@ def make_budget_curve_scorer(metric="acc"):
     ...     {"query_strategy": ["random", "entropy"], "estimator__lr": [0.01, 0.1]},
     ...     scoring=make_budget_curve_scorer("acc"), cv=3)  # doctest: +SKIP
     """
-    if metric not in ("acc", "auc"):
-        raise ValueError(f"metric must be 'acc' or 'auc', got {metric!r}.")
-    score = accuracy if metric == "acc" else auc
+    if metric not in _CURVE_SCORES:
+        raise ValueError(f"metric must be one of {sorted(_CURVE_SCORES)}, got {metric!r}.")
+    score = _CURVE_SCORES[metric]
 
     def budget_curve_score(estimator, X, y):
-        y = np.asarray(y)
+        try:
+            y = encode_targets(y, estimator.classes_, estimator.task_)
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc} The budget-curve scorer can only score the classes the experiment "
+                f"was fitted with (classes_); in a cross-validation, split with "
+                f"StratifiedKFold so that every training fold holds every class.") from None
         values = [score(y, proba, estimator.task_) for proba in estimator.staged_predict_proba(X)]
         return budget_curve_area([r["n_labeled"] for r in estimator.learning_curve_], values)
 
     budget_curve_score.__name__ = f"budget_curve_{metric}"
     return budget_curve_score
 
+
+# The figures a budget-curve scorer can score (greater is better).
+_CURVE_SCORES = {"acc": accuracy, "auc": auc, "balanced_acc": balanced_accuracy}
 
 #: :func:`make_budget_curve_scorer` with ACC.
 budget_curve_scorer = make_budget_curve_scorer("acc")

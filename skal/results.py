@@ -22,19 +22,24 @@ from pathlib import Path
 __all__ = ["RESULT_COLUMNS", "LATER_COLUMNS", "FAILURE_COLUMNS", "NUMBER_COLUMNS", "atomic_write", "csv_number",
            "error_text", "format_rows", "write_csv", "read_rows", "curve_rows"]
 
+# The columns that name a trial; the others are the keys of its
+# ``ActiveLearningClassifier.learning_curve_`` records (the figures of
+# :func:`skal.metrics.curve_metrics` and the timings), copied by curve_rows.
+_TRIAL_COLUMNS = ("method", "dataset", "seed")
+
 #: Columns of every ``results.csv``: one row per (method, dataset, seed, cycle).
-RESULT_COLUMNS = ("method", "dataset", "seed", "cycle", "n_labeled", "acc", "auc", "test_loss",
-                  "train_seconds", "query_seconds", "query_cpu_seconds")
+RESULT_COLUMNS = (*_TRIAL_COLUMNS, "cycle", "n_labeled", "acc", "auc", "test_loss",
+                  "balanced_acc", "train_seconds", "query_seconds", "query_cpu_seconds")
 
 #: Columns added after the first files were written: a file without them is
 #: still read (its rows have '' there, NaN in a report).
-LATER_COLUMNS = ("test_loss", "query_cpu_seconds")
+LATER_COLUMNS = ("test_loss", "query_cpu_seconds", "balanced_acc")
 
 #: Columns of a grid's ``failures.csv``: one row per failed (method, dataset, seed).
 FAILURE_COLUMNS = ("method", "dataset", "seed", "error")
 
 #: The float columns of ``results.csv`` (written with :func:`csv_number`).
-NUMBER_COLUMNS = ("acc", "auc", "test_loss", "train_seconds", "query_seconds",
+NUMBER_COLUMNS = ("acc", "auc", "test_loss", "balanced_acc", "train_seconds", "query_seconds",
                   "query_cpu_seconds")
 
 # The trial column's name in files written before it was called `seed`.
@@ -98,17 +103,20 @@ def curve_rows(method, dataset, seed, learning_curve):
     Returns
     -------
     list of dict
-        One dict per cycle with the keys :data:`RESULT_COLUMNS`; ``acc``,
-        ``auc`` and ``test_loss`` are None when the run had no evaluation set,
-        and the :data:`LATER_COLUMNS` None in cycles of a checkpoint written
-        before they were recorded.
+        One dict per cycle with the keys :data:`RESULT_COLUMNS`, each value
+        the record's own (copied, never recomputed); ``acc``, ``auc``,
+        ``test_loss`` and ``balanced_acc`` are None when the run had no
+        evaluation set, and the :data:`LATER_COLUMNS` None in cycles of a
+        checkpoint written before they were recorded.
     """
-    return [{"method": method, "dataset": dataset, "seed": int(seed),
-             "cycle": int(r["cycle"]), "n_labeled": int(r["n_labeled"]),
-             "acc": r.get("acc"), "auc": r.get("auc"), "test_loss": r.get("test_loss"),
-             "train_seconds": r["train_seconds"], "query_seconds": r["query_seconds"],
-             "query_cpu_seconds": r.get("query_cpu_seconds")}
-            for r in learning_curve]
+    rows = []
+    for r in learning_curve:
+        row = {"method": method, "dataset": dataset, "seed": int(seed)}
+        row.update({key: r.get(key) for key in RESULT_COLUMNS if key not in _TRIAL_COLUMNS})
+        row.update(cycle=int(r["cycle"]), n_labeled=int(r["n_labeled"]),
+                   train_seconds=r["train_seconds"], query_seconds=r["query_seconds"])
+        rows.append(row)
+    return rows
 
 
 def format_rows(rows):

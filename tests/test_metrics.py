@@ -91,6 +91,7 @@ def test_budget_curve_area():
 def test_budget_curve_scorer_replays_staged_predictions():
     class Fitted:  # what the scorer reads from a fitted ActiveLearningClassifier
         task_ = "binary-class"
+        classes_ = np.array([0, 1])
         learning_curve_ = [{"n_labeled": 10}, {"n_labeled": 20}]
 
         def staged_predict_proba(self, X):

@@ -24,18 +24,19 @@ def test_error_text_is_one_line():
 def test_written_rows_read_back_by_seed_and_cycle(tmp_path):
     rows = results.curve_rows("random", "breastmnist", 4, [
         {"cycle": 1, "n_labeled": 10, "acc": 0.5, "auc": 0.75, "test_loss": 0.625,
-         "train_seconds": 1.0, "query_seconds": 0.125, "query_cpu_seconds": 0.25,
-         "queried": [1, 2]}])
+         "balanced_acc": 0.375, "train_seconds": 1.0, "query_seconds": 0.125,
+         "query_cpu_seconds": 0.25, "queried": [1, 2]}])
     path = tmp_path / "results.csv"
     results.write_csv(path, results.RESULT_COLUMNS, results.format_rows(rows))
     assert path.read_text().splitlines() == [
-        "method,dataset,seed,cycle,n_labeled,acc,auc,test_loss,train_seconds,query_seconds,"
-        "query_cpu_seconds",
-        "random,breastmnist,4,1,10,0.5,0.75,0.625,1.0,0.125,0.25"]
+        "method,dataset,seed,cycle,n_labeled,acc,auc,test_loss,balanced_acc,train_seconds,"
+        "query_seconds,query_cpu_seconds",
+        "random,breastmnist,4,1,10,0.5,0.75,0.625,0.375,1.0,0.125,0.25"]
     assert results.read_rows(path) == {(4, 1): {
         "method": "random", "dataset": "breastmnist", "seed": "4", "cycle": "1",
         "n_labeled": "10", "acc": "0.5", "auc": "0.75", "test_loss": "0.625",
-        "train_seconds": "1.0", "query_seconds": "0.125", "query_cpu_seconds": "0.25"}}
+        "balanced_acc": "0.375", "train_seconds": "1.0", "query_seconds": "0.125",
+        "query_cpu_seconds": "0.25"}}
     assert results.read_rows(tmp_path / "none.csv") == {}
 
 
@@ -47,13 +48,16 @@ def test_files_and_checkpoints_without_the_later_columns_still_read(tmp_path):
                    "random,breastmnist,2,1,10,0.5,0.75,1.0,0.25\n")
     row = results.read_rows(old)[(2, 1)]
     assert row["test_loss"] == row["query_cpu_seconds"] == "" and row["query_seconds"] == "0.25"
+    assert row["balanced_acc"] == ""
     frame = report.validate_results(pd.read_csv(old))
     assert frame["test_loss"].isna().all() and frame["query_cpu_seconds"].isna().all()
+    assert frame["balanced_acc"].isna().all()
     assert frame["acc"].tolist() == [0.5]
     rows = results.curve_rows("random", "breastmnist", 2, [
         {"cycle": 1, "n_labeled": 10, "acc": 0.5, "auc": 0.75, "train_seconds": 1.0,
          "query_seconds": 0.25}])
-    assert results.format_rows(rows)[0]["test_loss"] == ""
+    assert results.format_rows(rows)[0]["test_loss"] == results.format_rows(rows)[0][
+        "balanced_acc"] == ""
     assert set(results.LATER_COLUMNS) <= set(results.RESULT_COLUMNS)
     assert set(results.LATER_COLUMNS).isdisjoint(report.REQUIRED_COLUMNS)
 
@@ -73,8 +77,9 @@ def test_the_committed_grid_parses_with_the_schema():
 
     grid = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "fast" / "results.csv"
     frame = pd.read_csv(grid)
-    # The schema's columns in order, the later ones only if it was written after them.
-    assert tuple(frame.columns) in (results.RESULT_COLUMNS, report.REQUIRED_COLUMNS)
+    # The schema's columns in order; only later ones may be missing (written before them).
+    assert tuple(frame.columns) == tuple(c for c in results.RESULT_COLUMNS if c in frame.columns)
+    assert set(results.RESULT_COLUMNS) - set(frame.columns) <= set(results.LATER_COLUMNS)
     assert len(report.validate_results(frame)) == len(frame)
 
 
