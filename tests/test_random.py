@@ -75,7 +75,7 @@ def test_kernels_and_queries_raise_the_same_error_for_a_bad_random_state():
     probs = np.full((20, 2), 0.5)
     for call in (lambda: k_center_greedy(pool, None, 3, random_state="x"),
                  lambda: badge_kmeanspp(probs, pool, 3, random_state=-2),
-                 lambda: query_check_generator(1.5)):
+                 lambda: random_sampling(None, pool, 3, random_state=1.5)):
         with pytest.raises(InvalidParameterError, match="random_state must be"):
             call()
 
