@@ -11,6 +11,8 @@ submits it and polls ``/api/state`` every 50 ms until the next batch is open.
 Reported per round: the wall time from the submit request to the next batch
 being available, and its parts from the project's own records (training
 seconds from ``model/model.json``, query seconds from ``batches.jsonl``),
+the slowest ``/api/state`` answer while the model trained (the page polls it
+then; tests/test_label_api.py checks it answers, this measures how fast),
 plus the server process's CPU seconds (on a shared machine the wall time
 grows with the load; CPU seconds / threads is the time on idle cores). The
 page itself polls every 0.5 s while the model trains, so it shows the batch
@@ -138,8 +140,11 @@ def main():
                 labeled = state["counts"]["labeled"] + len(batch["items"])
                 start, cpu_start = time.perf_counter(), cpu_seconds(server.pid)
                 request(args.port, "/api/submit", {"round": batch["round"]})
+                slowest_state = 0.0  # the page's poll must answer while the model trains
                 while True:
+                    asked = time.perf_counter()
                     state = request(args.port, "/api/state")
+                    slowest_state = max(slowest_state, time.perf_counter() - asked)
                     if state["batch"] and state["batch"]["round"] == batch["round"] + 1:
                         break
                     time.sleep(0.05)
@@ -154,7 +159,8 @@ def main():
                 print(f"round {batch['round']}: {labeled} labels ({meta['n_train']} trained on): "
                       f"submit -> next batch {elapsed:.2f} s (training {meta['train_seconds']:.2f} "
                       f"s, query+why {last['query_seconds']:.2f} s); server CPU "
-                      f"{'n/a' if cpu is None else f'{cpu:.1f} s'}", flush=True)
+                      f"{'n/a' if cpu is None else f'{cpu:.1f} s'}; slowest /api/state answer "
+                      f"meanwhile {slowest_state:.3f} s", flush=True)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)

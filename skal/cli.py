@@ -20,8 +20,9 @@ cycle; a finished trial is loaded, not recomputed.
 
 Exit status: 0 on success, 2 for bad options or settings (unknown method,
 dataset or preset; a budget larger than the pool; a query size of 0; a
-strategy the estimator cannot serve; a checkpoint of another run), 1 when
-the data cannot be loaded (missing offline, corrupt).
+strategy the estimator cannot serve; a checkpoint of another run; a
+``--root`` that is not an existing folder), 1 when the data cannot be loaded
+(missing offline, corrupt, an unreadable image without ``--skip-bad``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def _add_run_arguments(parser):
                              "the test split")
     parser.add_argument("--labels", metavar="CSV",
                         help="with --images: a file,label CSV naming every image's class")
+    parser.add_argument("--color", default="auto", choices=["auto", "grayscale", "rgb"],
+                        help="with --images: 'auto' (default) keeps the folder's kind, all "
+                             "grayscale or all colour; the others convert every image")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="with --images: leave out unreadable images (and, with --color "
+                             "auto, images of the folder's minority kind), printing how many")
     parser.add_argument("--preset", default="paper", choices=presets,
                         help="protocol: 'paper' reproduces the study (ResNet-18, 50 epochs a "
                              "cycle; default), 'fast' is CPU-sized (small CNN, 8 epochs of "
@@ -164,7 +171,16 @@ def _run(args, err):
                                    "the file,label CSV of their classes.")
     n_trials = preset.n_trials if args.trials is None else args.trials
     if args.images is not None:
-        info, data = runner.load_folder(args.images, args.labels, size=args.size)
+        from skal.image_folder import load_image_folder
+
+        folder = load_image_folder(args.images, size=args.size, color=args.color,
+                                   on_error="skip" if args.skip_bad else "raise")
+        if folder.skipped:
+            shown = "; ".join(f"{file} ({why})" for file, why in folder.skipped[:5])
+            print(f"skipped {len(folder.skipped)} of "
+                  f"{len(folder.files) + len(folder.skipped)} image file(s) (--skip-bad): "
+                  f"{shown}{'; ...' if len(folder.skipped) > 5 else ''}", file=err)
+        info, data = runner.load_folder(folder, args.labels, size=args.size)
     else:
         info = dataset_info(args.dataset)
         data = runner.load_data(info.flag, root=args.root, verify=args.verify,
@@ -203,6 +219,7 @@ def _run(args, err):
 def _execute(args, prog):
     # Imported here, not at the top: they bring torch and medmnist (see the module's docstring).
     from skal.data import ChecksumError, DatasetError, DatasetFormatError, DatasetNotFoundError
+    from skal._remedy import command_line_text
     from skal.image_folder import ImageFolderError
     from skal.runner import SettingsError
 
@@ -219,11 +236,12 @@ def _execute(args, prog):
               f"({', '.join(exc.differing)} differ); rerun with the same options, use "
               f"another --out, or delete that folder to start over.", file=err)
         return _EXIT_USAGE
+    # Messages name the flags that fix them, not the library's parameters (skal._remedy).
     except (DatasetNotFoundError, ChecksumError, DatasetFormatError, ImageFolderError) as exc:
-        print(f"{prog}: error: {exc}", file=err)
+        print(f"{prog}: error: {command_line_text(exc)}", file=err)
         return _EXIT_DATA
     except (SettingsError, ExperimentConfigError, DatasetError) as exc:
-        print(f"{prog}: error: {exc}", file=err)
+        print(f"{prog}: error: {command_line_text(exc)}", file=err)
         return _EXIT_USAGE
 
 

@@ -38,6 +38,8 @@ import medmnist.info
 import numpy as np
 from medmnist.info import INFO
 
+from skal._remedy import EXISTING_ROOT, NO_VERIFY, ROOT, Message, error
+
 __all__ = [
     "ChecksumError",
     "DatasetError",
@@ -329,6 +331,16 @@ def resolve_root(root=None):
     return Path(os.fspath(root)).expanduser().absolute()
 
 
+def _check_root_exists(root):
+    folder = resolve_root(root)
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise error(DatasetError, Message(
+            f"data root '{folder}' {what}. Create it and put the MedMNIST .npz files "
+            f"in it, or ", EXISTING_ROOT, f" (then ${ENV_ROOT}, medmnist's ~/.medmnist "
+            f"and the copies skal ships are used)."))
+
+
 def dataset_filename(flag, size=_BASE_SIZE):
     """Name of the official file: ``{flag}.npz`` at 28, ``{flag}_{size}.npz`` otherwise.
 
@@ -416,7 +428,16 @@ def locate_dataset(flag, size=_BASE_SIZE, root=None, download=None):
     Returns
     -------
     path : pathlib.Path or None
+
+    Raises
+    ------
+    DatasetError
+        ``root`` is given and is not an existing folder (as medmnist's own
+        datasets refuse it): a typo must not pass for a choice and silently
+        read the shipped copy.
     """
+    if root is not None:
+        _check_root_exists(root)
     path = dataset_path(flag, size, root)
     if path.is_file():
         return path
@@ -439,10 +460,10 @@ def _download(url, folder, filename, md5):
 
 
 def _missing_message(path, url, md5, reason):
-    return (
+    return Message(
         f"MedMNIST file {path.name!r} was not found in folder '{path.parent}' "
         f"({reason}). To supply it, download {url} (MD5 {md5}) into that "
-        f"folder, or set the {ENV_ROOT} environment variable (or pass root=) "
+        f"folder, or set the {ENV_ROOT} environment variable (or ", ROOT, ") "
         f"to the folder that holds it."
     )
 
@@ -451,9 +472,8 @@ def _fetch(path, info, size, download):
     """Make ``path`` exist, downloading it when ``download`` allows."""
     url, md5 = info.url(size), info.md5(size)
     if download is False:
-        raise DatasetNotFoundError(
-            _missing_message(path, url, md5, "download=False"), path=path, url=url
-        )
+        raise error(DatasetNotFoundError, _missing_message(path, url, md5, "download=False"),
+                    path=path, url=url)
     try:
         _download(url, path.parent, path.name, md5)
     except Exception as exc:  # offline, DNS, HTTP, MD5 of the download, no torchvision
@@ -462,15 +482,12 @@ def _fetch(path, info, size, download):
         if path.is_file():
             path.unlink()
         reason = f"automatic download failed: {type(exc).__name__}: {exc}"
-        raise DatasetNotFoundError(
-            _missing_message(path, url, md5, reason), path=path, url=url
-        ) from exc
+        raise error(DatasetNotFoundError, _missing_message(path, url, md5, reason),
+                    path=path, url=url) from exc
     if not path.is_file():
-        raise DatasetNotFoundError(
-            _missing_message(path, url, md5, "the download produced no file"),
-            path=path,
-            url=url,
-        )
+        raise error(DatasetNotFoundError,
+                    _missing_message(path, url, md5, "the download produced no file"),
+                    path=path, url=url)
 
 
 # ----------------------------------------------------------------------------
@@ -508,11 +525,12 @@ def _file_md5(path):
 def _verify_md5(path, expected):
     actual = _file_md5(path)
     if actual != expected:
-        raise ChecksumError(
-            f"MedMNIST file '{path}' is corrupt or a different version than the "
-            f"one medmnist publishes: expected MD5 {expected}, got {actual}. "
-            f"Delete it and download it again; for a file you made yourself, "
-            f"pass verify=False.",
+        raise error(
+            ChecksumError,
+            Message(f"MedMNIST file '{path}' is corrupt or a different version than the "
+                    f"one medmnist publishes: expected MD5 {expected}, got {actual}. "
+                    f"Delete it and download it again; for a file you made yourself, ",
+                    NO_VERIFY, "."),
             path=path,
             expected=expected,
             actual=actual,
@@ -605,7 +623,8 @@ def load_medmnist(flag, split, size=_BASE_SIZE, root=None, download=None, verify
         Image side; 64, 128 and 224 where medmnist offers them. The file is
         ``{flag}.npz`` at 28 and ``{flag}_{size}.npz`` otherwise.
     root : str or path-like, optional
-        Folder holding the files; see :func:`resolve_root` for the fallbacks.
+        Folder holding the files, which must exist when given; see
+        :func:`resolve_root` for the fallbacks.
     download : bool or None, default=None
         What to do when the data root lacks the file. None: read skal's
         embedded copy when it ships one (:func:`embedded_flags`), else
@@ -629,7 +648,8 @@ def load_medmnist(flag, split, size=_BASE_SIZE, root=None, download=None, verify
     Raises
     ------
     DatasetError
-        Unknown or 3D flag, bad split or size (all are ``ValueError``).
+        Unknown or 3D flag, bad split or size, a ``root`` that is not an
+        existing folder (all are ``ValueError``).
     DatasetNotFoundError
         The file is missing and could not be downloaded (also a
         ``FileNotFoundError``); the message names the file, the folder and how

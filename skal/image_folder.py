@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from skal._remedy import COLOR, SKIP_BAD, Message, error
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "convert_color",
@@ -261,9 +263,9 @@ def load_image_folder(directory, size=64, *, color="auto", on_error="raise"):
             arr, gray = read_image(root / rel, size)
         except ImageFolderError as exc:
             if on_error == "raise":
-                raise ImageFolderError(
-                    f"{exc}. Fix or remove the file, or skip unreadable files "
-                    f"(on_error='skip', or --skip-bad on the command line).", path=exc.path) from None
+                raise error(ImageFolderError, Message(
+                    f"{exc}. Fix or remove the file, or leave out unreadable files (",
+                    SKIP_BAD, ")."), path=exc.path) from None
             skipped.append((rel, "unreadable"))
             continue
         pixels.append(arr)
@@ -280,12 +282,11 @@ def load_image_folder(directory, size=64, *, color="auto", on_error="raise"):
         if len(odd) and on_error == "raise":
             example_gray = kept[int(np.flatnonzero(grays)[0])]
             example_rgb = kept[int(np.flatnonzero(~grays)[0])]
-            raise ImageFolderError(
+            raise error(ImageFolderError, Message(
                 f"{root} mixes grayscale and colour images: {int(grays.sum())} grayscale (e.g. "
-                f"{example_gray}) and {int((~grays).sum())} colour (e.g. {example_rgb}). Choose "
-                f"color='grayscale' or color='rgb' (--color) to convert them all, or "
-                f"on_error='skip' (--skip-bad) to leave out the {len(odd)} "
-                f"{'colour' if want_gray else 'grayscale'} ones.",
+                f"{example_gray}) and {int((~grays).sum())} colour (e.g. {example_rgb}). Choose ",
+                COLOR, " to convert them all, or ", SKIP_BAD, f" to leave out the {len(odd)} "
+                f"{'colour' if want_gray else 'grayscale'} ones."),
                 path=root / kept[int(odd[0])])
         skipped += [(kept[i], "colour in a grayscale folder" if want_gray
                      else "grayscale in a colour folder") for i in odd]

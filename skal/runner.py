@@ -43,7 +43,7 @@ from tqdm import tqdm
 from skal.callbacks import Callback
 from skal.data import DatasetInfo, dataset_info, load_medmnist
 from skal.exceptions import BudgetWarning
-from skal.image_folder import ImageFolderError, load_image_folder, read_labels_csv
+from skal.image_folder import ImageFolder, ImageFolderError, load_image_folder, read_labels_csv
 from skal.protocols import build_experiment, get_preset, seed_everything
 from skal.registry import SIZES
 from skal.results import (RESULT_COLUMNS, atomic_write, curve_rows, error_text, format_rows,
@@ -137,8 +137,10 @@ def load_folder(images, labels, size=28, test_fraction=0.2, seed=0):
 
     Parameters
     ----------
-    images : path-like
-        Folder of PNG/JPEG images (see :func:`skal.image_folder.load_image_folder`).
+    images : path-like or skal.image_folder.ImageFolder
+        Folder of PNG/JPEG images (see :func:`skal.image_folder.load_image_folder`),
+        or one already read (then the labels of the files it skipped are allowed
+        in ``labels`` and ignored).
     labels : path-like
         ``file,label`` CSV with a class name for every image.
     size : int, default=28
@@ -162,10 +164,12 @@ def load_folder(images, labels, size=28, test_fraction=0.2, seed=0):
         Unreadable images or labels file, an image without a label, fewer
         than two classes, or a class too small to split.
     """
-    folder = load_image_folder(images, size=size)
+    folder = images if isinstance(images, ImageFolder) else load_image_folder(images, size=size)
+    images = folder.root
     with open(Path(labels).expanduser(), newline="", encoding="utf-8-sig") as fh:
         names = sorted({(row.get("label") or "").strip() for row in csv.DictReader(fh)} - {""})
-    given = read_labels_csv(labels, names, files=folder.files)  # validates, names problems
+    known = folder.files + [file for file, _ in folder.skipped]
+    given = read_labels_csv(labels, names, files=known)  # validates, names problems
     missing = [f for f in folder.files if f not in given]
     if missing:
         raise ImageFolderError(

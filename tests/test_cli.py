@@ -209,6 +209,7 @@ def test_strategy_that_needs_what_the_model_lacks(shipped_root, tmp_path, capsys
 
 
 def test_missing_dataset_offline_shows_the_data_layer_message(tmp_path, no_network, capsys):
+    (tmp_path / "empty").mkdir()  # a --root that does not exist is refused before this
     rc = main(["run", "--method", "random", "--dataset", "dermamnist", *TINY, "--root",
                str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "--quiet"])
     assert rc == 1

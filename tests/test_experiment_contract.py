@@ -24,9 +24,9 @@ def test_scikit_learn_estimator_checks(estimator, check):
 
 
 @pytest.fixture(scope="module")
-def breast(real_root):
-    X, y = load_medmnist("breastmnist", "train", root=real_root)
-    X_test, y_test = load_medmnist("breastmnist", "test", root=real_root)
+def breast(shipped_root):
+    X, y = load_medmnist("breastmnist", "train", root=shipped_root)
+    X_test, y_test = load_medmnist("breastmnist", "test", root=shipped_root)
     return X[:120], y[:120], X_test[:60], y_test[:60]
 
 

@@ -26,10 +26,11 @@ def test_first_cycle_gives_the_committed_grids_cycle_1(shipped_root):
     assert ((0 <= rows[:, 1]) & (rows[:, 1] <= 1)).all()
 
 
-def test_committed_grids_first_model_beats_the_majority_rate_on_pneumoniamnist():
+def test_the_fast_presets_first_model_beats_the_majority_rate_on_pneumoniamnist(shipped_root):
     # The fast preset's first model (100 labels) must decide, not only rank:
-    # with one pass per epoch it called every test image "pneumonia" (ACC 0.625).
-    first = [float(r["acc"]) for r in csv.DictReader(open(GRID))
-             if r["dataset"] == "pneumoniamnist" and r["cycle"] == "1"]
-    assert len(first) == 11 * 5  # every method, every seed
-    assert min(first) > 0.625  # the test split's majority rate (390 of 624)
+    # with one pass per epoch it called every test image "pneumonia" (ACC 0.625,
+    # the majority rate). Trained here, so a change to the preset or the
+    # network that brings that back fails (the committed grid had all 55 above).
+    majority, rows = first_cycle(get_preset("fast"), "pneumoniamnist", [0, 1], root=shipped_root)
+    assert round(majority, 3) == 0.625  # 390 of the test split's 624 images
+    assert (rows[:, 0] > majority).all(), rows[:, 0]

@@ -8,13 +8,29 @@ from sklearn.utils._param_validation import InvalidParameterError
 from skal._random import check_generator, check_legacy_rng, check_seed
 from skal.estimator import torch_seeded
 from skal.kernels import badge_kmeanspp, k_center_greedy
-from skal.query import check_generator as query_check_generator
+from skal.query import random_sampling
 
 HELPERS = [check_generator, check_legacy_rng, check_seed]
 
 
-def test_the_query_package_uses_the_same_rule():
-    assert query_check_generator is check_generator
+def test_a_query_reads_random_state_by_the_same_rule():
+    pool = np.zeros((50, 3))
+    # An int seeds numpy's default Generator, as check_generator does...
+    expected = np.random.default_rng(7).choice(50, 5, replace=False).tolist()
+    assert random_sampling(None, pool, 5, random_state=7).tolist() == expected
+    # ...a Generator is used as given (and advances)...
+    g = np.random.default_rng(7)
+    assert random_sampling(None, pool, 5, random_state=g).tolist() == expected
+    assert random_sampling(None, pool, 5, random_state=g).tolist() != expected
+    # ...and None is fresh entropy, never numpy's global state.
+    np.random.seed(0)
+    after_seed = np.random.random(3)
+    np.random.seed(0)
+    picks = [random_sampling(None, pool, 5).tolist() for _ in range(3)]
+    np.testing.assert_array_equal(np.random.random(3), after_seed)
+    assert len({tuple(p) for p in picks}) > 1
+    with pytest.raises(InvalidParameterError, match="random_state must be"):
+        random_sampling(None, pool, 5, random_state=-1)
 
 
 @pytest.mark.parametrize("helper", HELPERS)
@@ -59,7 +75,7 @@ def test_kernels_and_queries_raise_the_same_error_for_a_bad_random_state():
     probs = np.full((20, 2), 0.5)
     for call in (lambda: k_center_greedy(pool, None, 3, random_state="x"),
                  lambda: badge_kmeanspp(probs, pool, 3, random_state=-2),
-                 lambda: query_check_generator(1.5)):
+                 lambda: random_sampling(None, pool, 3, random_state=1.5)):
         with pytest.raises(InvalidParameterError, match="random_state must be"):
             call()
 
