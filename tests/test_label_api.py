@@ -352,7 +352,7 @@ def test_server_answers_while_the_model_trains(tmp_path):
 
 
 def test_a_failed_retraining_is_shown_and_can_be_retried(tmp_path, monkeypatch):
-    from skal.label import server as server_module
+    from skal.label import worker as worker_module
 
     project, truth = make_project(tmp_path)
     client = TestClient(create_app(project, annotator="ana", port=8765, sync=True),
@@ -361,18 +361,18 @@ def test_a_failed_retraining_is_shown_and_can_be_retried(tmp_path, monkeypatch):
     r = client.post("/api/retry", headers=ORIGIN)
     assert r.status_code == 409 and "nothing failed" in r.json()["detail"]
     _answer_all(client, project, truth)
-    real_advance = server_module.advance
+    real_advance = worker_module.advance
 
     def failing(project, progress=None, ahead=False):
         raise MemoryError("out of memory while training")
 
-    monkeypatch.setattr(server_module, "advance", failing)
+    monkeypatch.setattr(worker_module, "advance", failing)
     client.post("/api/submit", json={"round": 0}, headers=ORIGIN)
     state = wait_for(lambda: (s := client.get("/api/state").json())["worker"]["stage"] == "error"
                      and s, what="the error")
     assert state["worker"]["message"] == "MemoryError: out of memory while training"
     assert state["batch"] is None and state["counts"]["labeled"] == 6  # labels untouched
-    monkeypatch.setattr(server_module, "advance", real_advance)
+    monkeypatch.setattr(worker_module, "advance", real_advance)
     assert client.post("/api/retry", headers=ORIGIN).status_code == 202
     state = wait_for(lambda: (s := client.get("/api/state").json())["batch"] and s, what="batch 1")
     assert state["batch"]["round"] == 1 and state["worker"]["stage"] == "idle"
@@ -481,7 +481,7 @@ def test_state_passes_sentences_and_worker_eta(served):
 
 
 def test_own_address_is_accepted_off_loopback_and_foreign_names_are_not(tmp_path, monkeypatch):
-    from skal.label import server as server_module
+    from skal.label import access
 
     project, _ = make_project(tmp_path)
     app = create_app(project, annotator="ana", host="0.0.0.0", port=8765, token="secret",
@@ -495,14 +495,14 @@ def test_own_address_is_accepted_off_loopback_and_foreign_names_are_not(tmp_path
         r = client.get("/api/state?token=secret", headers={"Host": host})
         assert r.status_code == 403 and "not this server's" in r.text, host
     # Every URL printed for a wildcard bind passes the guard.
-    for url in server_module.server_urls("0.0.0.0", 8765, "secret"):
+    for url in access.server_urls("0.0.0.0", 8765, "secret"):
         host = url.split("//")[1].split("/")[0]
         r = TestClient(app, base_url=f"http://{host}").get(url[len(f'http://{host}'):])
         assert r.status_code == 200, url
-    monkeypatch.setattr(server_module, "machine_names", lambda: ["box", "10.0.0.5"])
-    assert server_module.server_urls("0.0.0.0", 8765, "t") == [
+    monkeypatch.setattr(access, "machine_names", lambda: ["box", "10.0.0.5"])
+    assert access.server_urls("0.0.0.0", 8765, "t") == [
         "http://box:8765/?token=t", "http://10.0.0.5:8765/?token=t",
         "http://127.0.0.1:8765/?token=t"]
-    assert server_module.server_urls("127.0.0.1", 8765, "t") == ["http://127.0.0.1:8765/"]
-    assert server_module.server_urls("10.1.2.3", 8765, "t", ["lab.example"]) == [
+    assert access.server_urls("127.0.0.1", 8765, "t") == ["http://127.0.0.1:8765/"]
+    assert access.server_urls("10.1.2.3", 8765, "t", ["lab.example"]) == [
         "http://10.1.2.3:8765/?token=t", "http://lab.example:8765/?token=t"]

@@ -314,3 +314,54 @@ def test_explain_keeps_json_finite():
         del SCORES["_test_inf"]
     assert why["scores"] == [None, 0.5] and why["ranks"] == [1, 3]
     json.dumps(why, allow_nan=False)
+
+
+#: skal.label's layers, lowest first: a module may import only from earlier layers.
+LAYERS = [
+    {"store", "access", "plot", "why"},  # files, Host rules, the curve, why a pick: no skal.label
+    {"network"},  # the project's network
+    {"project"},  # the project folder and its state
+    {"loop"},  # train and query
+    {"worker"},  # the loop in a background thread
+    {"server"},  # the page's API
+    {"cli", "__init__"},  # the commands and the package's face
+    {"__main__"},  # python -m skal.label
+]
+
+
+def _label_imports(path):
+    """Names of the skal.label modules a source file imports, at any depth (lazy ones too)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # from . import x / from .x import y
+                module = "skal.label" + ("." + module if module else "")
+            names = [f"{module}.{alias.name}" for alias in node.names] + [module]
+        else:
+            continue
+        found.update(n.split(".")[2] for n in names
+                     if n.startswith("skal.label.") and len(n.split(".")) > 2)
+    return found
+
+
+def test_label_package_is_layered_one_way():
+    from pathlib import Path
+
+    import skal.label
+
+    layer = {name: k for k, names in enumerate(LAYERS) for name in names}
+    folder = Path(skal.label.__file__).parent
+    modules = {p.stem: p for p in folder.glob("*.py")}
+    assert set(modules) == set(layer), "place each skal.label module in LAYERS"
+    for name, path in modules.items():
+        imported = {m for m in _label_imports(path) if m in layer}
+        later = sorted(m for m in imported if layer[m] >= layer[name] and m != name)
+        assert not later, f"skal.label.{name} imports {later}, which are not below it"
+    # The test itself sees a forbidden import.
+    assert _label_imports(modules["worker"]) == {"loop"}
+    assert "network" in _label_imports(modules["project"])  # lazy, inside a function

@@ -252,7 +252,7 @@ def _write_items(path, images, files, hashes, holdout):
 
 def _check_requirements(config):
     """LabelError when the project's model cannot run its method (e.g. BALD without dropout)."""
-    from skal.label.loop import build_network
+    from skal.label.network import build_network
     from skal.query import missing_requirements
 
     missing = missing_requirements(config["method"], build_network(config))
@@ -313,7 +313,8 @@ class Project:
                 self.batches.append(dict(record, submitted=False))
             elif record.get("type") == "submit" \
                     and 0 <= int(record["round"]) < len(self.batches):
-                self.batches[int(record["round"])]["submitted"] = True  # a batch's round is its index
+                # A batch's round is its index in the file.
+                self.batches[int(record["round"])]["submitted"] = True
         meta_path = self.path / MODEL_DIR / MODEL_META
         self.model_meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
         self.curve = []
