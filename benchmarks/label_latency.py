@@ -25,7 +25,7 @@ load average (on a shared machine the wall time grows with the load).
 Usage::
 
     python benchmarks/label_latency.py [--labels 1000] [--pool 3000] [--rounds 10]
-        [--modes sync ahead] [--threads 2] [--epochs N]
+        [--sync-rounds N] [--modes sync ahead] [--threads 2] [--epochs N]
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def wait_state(port, predicate, timeout=600, interval=0.02):
         time.sleep(interval)
 
 
-def run_mode(project_path, mode, truth, args):
-    """Serve a copy of the project in ``mode`` and time ``args.rounds`` submits; return rows."""
+def run_mode(project_path, mode, truth, args, rounds):
+    """Serve a copy of the project in ``mode`` and time ``rounds`` submits; return rows."""
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS=str(args.threads))
     command = [sys.executable, "-m", "skal.label", "serve", str(project_path),
                "--port", str(args.port)] + (["--sync"] if mode == "sync" else [])
@@ -119,7 +119,7 @@ def run_mode(project_path, mode, truth, args):
     try:
         state = wait_state(args.port, lambda s: s["batch"])
         round_start, cpu_round = time.perf_counter(), cpu_seconds(server.pid)
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             if mode == "ahead":  # the person labels while the model catches up
                 state = wait_state(args.port, lambda s: s["next_batch"]
                                    and s["worker"]["stage"] == "idle", interval=0.1)
@@ -166,6 +166,8 @@ def main():
     parser.add_argument("--pool", type=int, default=3000, help="images in the folder")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--sync-rounds", type=int, default=None,
+                        help="rounds of the synchronous mode (default: --rounds)")
     parser.add_argument("--modes", nargs="+", default=["sync", "ahead"],
                         choices=["sync", "ahead"])
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the server")
@@ -194,7 +196,8 @@ def main():
         del project
         for mode in args.modes:  # each mode from the same starting point
             shutil.copytree(tmp / "project", tmp / mode)
-            results[mode] = run_mode(tmp / mode, mode, truth, args)
+            rounds = args.sync_rounds if mode == "sync" and args.sync_rounds else args.rounds
+            results[mode] = run_mode(tmp / mode, mode, truth, args, rounds)
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nsmall_cnn {args.size}x{args.size}, method badge, batch 20, "
@@ -205,9 +208,10 @@ def main():
     for mode, rows in results.items():
         seconds = [r["seconds"] for r in rows]
         cpus = [r["cpu"] for r in rows if r["cpu"] is not None]
+        cpu = statistics.median(cpus) if cpus else float("nan")
         line = (f"{mode:5s}: submit -> next batch answerable: median "
-                f"{statistics.median(seconds):.2f} s, worst {max(seconds):.2f} s over {len(rows)} rounds; server CPU in that "
-                f"time (median) {statistics.median(cpus) if cpus else float('nan'):.2f} s")
+                f"{statistics.median(seconds):.2f} s, worst {max(seconds):.2f} s over {len(rows)} "
+                f"rounds; server CPU in that time (median) {cpu:.2f} s")
         if mode == "ahead":
             background = [r["background"] for r in rows]
             met = statistics.median(seconds) <= 0.5 and max(seconds) <= 1
