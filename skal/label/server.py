@@ -309,7 +309,8 @@ def retry(served: ServedDep):
 
 
 @router.get("/api/labeled")
-def labeled(served: ServedDep, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)):
+def labeled(served: ServedDep, offset: int = Query(0, ge=0),
+            limit: int = Query(100, ge=1, le=1000)):
     """Submitted answers, newest first, for review."""
     project = served.project
     with project.lock:
