@@ -19,15 +19,25 @@ BASE = "http://127.0.0.1:8765"
 ORIGIN = {"Origin": BASE}
 
 
-@pytest.fixture
-def served(tmp_path):
-    """(project, client, truth) with the first (random) batch open."""
+def _serve(tmp_path, sync):
     project, truth = make_project(tmp_path)
-    app = create_app(project, annotator="ana", port=8765)
+    app = create_app(project, annotator="ana", port=8765, sync=sync)
     client = TestClient(app, base_url=BASE)
     state = wait_for(lambda: client.get("/api/state").json()["batch"], what="first batch")
     assert state["round"] == 0
     return project, client, truth
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(project, client, truth) with the first (random) batch open; the next is chosen ahead."""
+    return _serve(tmp_path, sync=False)
+
+
+@pytest.fixture
+def served_sync(tmp_path):
+    """The same, served with ``sync=True``: each batch after a submit from the retrained model."""
+    return _serve(tmp_path, sync=True)
 
 
 def _labels_bytes(project):
@@ -46,9 +56,15 @@ def _answer_all(client, project, truth, skip=()):
     return state
 
 
+def _settled(client):
+    """The state once the worker is idle with the next batch chosen (the person still labels)."""
+    return wait_for(lambda: (s := client.get("/api/state").json())["next_batch"]
+                    and s["worker"]["stage"] == "idle" and s, what="the next batch chosen ahead")
+
+
 def test_state_and_first_batch(served):
     project, client, _ = served
-    state = client.get("/api/state").json()
+    state = _settled(client)
     batch = state["batch"]
     assert state["classes"] == CLASSES and state["annotator"] == "ana"
     assert batch["method"] == "random" and batch["score_name"] == "chance of being drawn"
@@ -145,8 +161,8 @@ def test_stale_round_and_submit_errors(served):
     assert r.status_code == 422
 
 
-def test_submit_retrains_and_next_batch_explains_picks(served):
-    project, client, truth = served
+def test_submit_retrains_and_next_batch_explains_picks(served_sync):
+    project, client, truth = served_sync
     state = client.get("/api/state").json()
     skipped = state["batch"]["items"][0]["id"]
     _answer_all(client, project, truth, skip={skipped})
@@ -172,8 +188,49 @@ def test_submit_retrains_and_next_batch_explains_picks(served):
     assert b"<svg" in svg.content
 
 
-def test_guess_is_optional_and_recorded(served):
+def test_next_batch_is_chosen_ahead_and_opens_at_submit(served):
+    from skal.label.loop import _snapshot
+
     project, client, truth = served
+    state = _settled(client)
+    assert state["sync"] is False
+    assert state["next_batch"] == {"round": 1, "model_version": 0}  # no model yet: random
+    first = [it["id"] for it in state["batch"]["items"]]
+    ahead = list(project.next_batch()["ids"])
+    assert len(ahead) == 6 and not set(ahead) & set(first)
+    _answer_all(client, project, truth)
+    r = client.post("/api/submit", json={"round": 0}, headers=ORIGIN)
+    assert r.status_code == 202 and r.json()["open"] == 1  # open at once: no waiting
+    state = client.get("/api/state").json()
+    batch = state["batch"]
+    assert batch["round"] == 1 and [it["id"] for it in batch["items"]] == ahead
+    assert batch["model_version"] == 0 and batch["method"] == "random"
+    # The page can answer it at once, while the model catches up on batch 0.
+    r = client.post("/api/answers", headers=ORIGIN, json={"round": 1, "answers": [
+        {"id": ahead[0], "label": truth[project.files[ahead[0]]]}]})
+    assert r.status_code == 200
+    state = _settled(client)
+    # Model 1 learned batch 0 (not the answer just given: batch 1 is open) and chose batch 2.
+    assert state["model_version"] == 1 and state["next_batch"] == {"round": 2, "model_version": 1}
+    trained = [i for i in first if not project.holdout[i]]
+    assert project.model_meta["n_train"] == len(trained)
+    assert project.model_meta["train_digest"] == project.training_digest(sorted(trained))
+    chosen = project.next_batch()
+    assert chosen["method"] == "badge" and not set(chosen["ids"]) & set(ahead + first)
+    _answer_all(client, project, truth)
+    assert client.post("/api/submit", json={"round": 1}, headers=ORIGIN).json()["open"] == 2
+    batch = client.get("/api/state").json()["batch"]
+    assert [it["id"] for it in batch["items"]] == chosen["ids"]
+    assert batch["model_version"] == 1 and all(isinstance(it["score"], float)
+                                               for it in batch["items"])
+    state = _settled(client)
+    assert state["model_version"] == 2 and state["next_batch"]["model_version"] == 2
+    assert len(_snapshot(project)["ids"]) == len([i for i in first + ahead
+                                                  if not project.holdout[i]])
+
+
+def test_guess_is_optional_and_recorded(served_sync):
+    project, client, truth = served_sync
     _answer_all(client, project, truth)
     client.post("/api/submit", json={"round": 0}, headers=ORIGIN)
     wait_for(lambda: client.get("/api/state").json()["batch"], what="batch 1")
@@ -277,7 +334,8 @@ def test_two_tabs_writing_at_once_keep_the_log_whole(served):
 
 def test_server_answers_while_the_model_trains(tmp_path):
     project, truth = make_project(tmp_path, n=60, epochs=150)
-    client = TestClient(create_app(project, annotator="ana", port=8765), base_url=BASE)
+    client = TestClient(create_app(project, annotator="ana", port=8765, sync=True),
+                        base_url=BASE)
     wait_for(lambda: client.get("/api/state").json()["batch"], what="first batch")
     _answer_all(client, project, truth)
     client.post("/api/submit", json={"round": 0}, headers=ORIGIN)
@@ -297,25 +355,157 @@ def test_server_answers_while_the_model_trains(tmp_path):
 
 
 def test_a_failed_retraining_is_shown_and_can_be_retried(tmp_path, monkeypatch):
-    from skal.label import server as server_module
+    from skal.label import worker as worker_module
 
     project, truth = make_project(tmp_path)
-    client = TestClient(create_app(project, annotator="ana", port=8765), base_url=BASE)
+    client = TestClient(create_app(project, annotator="ana", port=8765, sync=True),
+                        base_url=BASE)
     wait_for(lambda: client.get("/api/state").json()["batch"], what="first batch")
-    assert client.post("/api/retry", headers=ORIGIN).status_code == 409  # a batch is open
+    r = client.post("/api/retry", headers=ORIGIN)
+    assert r.status_code == 409 and "nothing failed" in r.json()["detail"]
     _answer_all(client, project, truth)
-    real_advance = server_module.advance
+    real_advance = worker_module.advance
 
-    def failing(project, progress=None):
+    def failing(project, progress=None, ahead=False):
         raise MemoryError("out of memory while training")
 
-    monkeypatch.setattr(server_module, "advance", failing)
+    monkeypatch.setattr(worker_module, "advance", failing)
     client.post("/api/submit", json={"round": 0}, headers=ORIGIN)
     state = wait_for(lambda: (s := client.get("/api/state").json())["worker"]["stage"] == "error"
                      and s, what="the error")
     assert state["worker"]["message"] == "MemoryError: out of memory while training"
     assert state["batch"] is None and state["counts"]["labeled"] == 6  # labels untouched
-    monkeypatch.setattr(server_module, "advance", real_advance)
+    monkeypatch.setattr(worker_module, "advance", real_advance)
     assert client.post("/api/retry", headers=ORIGIN).status_code == 202
     state = wait_for(lambda: (s := client.get("/api/state").json())["batch"] and s, what="batch 1")
     assert state["batch"]["round"] == 1 and state["worker"]["stage"] == "idle"
+
+
+def test_favicon_is_a_small_png(served):
+    _, client, _ = served
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(r.content)).size == (32, 32)
+
+
+@pytest.mark.parametrize("seconds", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_seconds_are_refused_and_write_nothing(served, seconds):
+    project, client, _ = served
+    first = client.get("/api/state").json()["batch"]["items"][0]["id"]
+    before = _labels_bytes(project)
+    # Python's json (which the server parses with) reads NaN and Infinity; send them raw.
+    body = f'{{"round": 0, "answers": [{{"id": {first}, "label": "dark", "seconds": {seconds}}}]}}'
+    r = client.post("/api/answers", content=body,
+                    headers={**ORIGIN, "Content-Type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "answers", 0, "seconds"]
+    assert "finite" in r.json()["detail"][0]["msg"]
+    assert _labels_bytes(project) == before and project.label_of(first) is None
+
+
+def test_review_and_correct_submitted_labels(served):
+    from skal.label.loop import needs_training
+
+    project, client, truth = served
+    first = _answer_all(client, project, truth)["batch"]["items"]
+    assert client.get("/api/labeled").json() == {"total": 0, "offset": 0, "items": []}
+    client.post("/api/submit", json={"round": 0}, headers=ORIGIN)
+    state = wait_for(lambda: (s := client.get("/api/state").json())["batch"] and s, what="batch 1")
+    review = client.get("/api/labeled").json()
+    # Newest first: the batch's answers were written in item order, in one request.
+    assert review["total"] == 6
+    assert [it["id"] for it in review["items"]] == [it["id"] for it in reversed(first)]
+    row = review["items"][0]
+    assert row == {"id": first[-1]["id"], "file": first[-1]["file"],
+                   "label": truth[first[-1]["file"]], "skipped": False, "round": 0,
+                   "annotator": "ana", "time": row["time"], "source": "page"}
+    page = client.get("/api/labeled?offset=2&limit=3").json()
+    assert page["total"] == 6 and [it["id"] for it in page["items"]] == \
+        [it["id"] for it in reversed(first)][2:5]
+    assert client.get("/api/labeled?limit=0").status_code == 422
+
+    target = first[2]
+    old = truth[target["file"]]
+    new = next(c for c in CLASSES if c != old)
+    digest_before = project.training_digest(project.labeled_ids(holdout=False))
+    r = client.post("/api/correct", json={"id": target["id"], "label": new}, headers=ORIGIN)
+    assert r.status_code == 200, r.text
+    assert r.json()["corrected"]["label"] == new
+    record = json.loads(_labels_bytes(project).decode().splitlines()[-1])
+    assert record["id"] == target["id"] and record["label"] == new
+    assert record["source"] == "correction" and record["annotator"] == "ana"
+    assert record["previous"]["label"] == old and record["previous"]["round"] == 0
+    assert record["previous"]["source"] == "page"
+    review = client.get("/api/labeled").json()
+    assert review["total"] == 6 and review["items"][0]["id"] == target["id"]
+    assert review["items"][0]["label"] == new
+    # The corrected label is new training data.
+    assert project.training_digest(project.labeled_ids(holdout=False)) != digest_before \
+        or bool(project.holdout[target["id"]])
+    assert needs_training(project) != bool(project.holdout[target["id"]])
+
+    open_item = state["batch"]["items"][0]["id"]
+    never = next(i for i in range(project.n_items) if i not in project.answers
+                 and i not in [it["id"] for it in state["batch"]["items"]])
+    before = _labels_bytes(project)
+    for body, status, message in [
+            ({"id": 999, "label": "dark"}, 404, "no item with id 999"),
+            ({"id": open_item, "label": "dark"}, 409, "is in the open batch"),
+            ({"id": never, "label": "dark"}, 409, "no submitted answer"),
+            ({"id": target["id"], "label": "cat"}, 400, "'cat' is not one of the project's"),
+            ({"id": target["id"], "label": new}, 409, "already labeled"),
+            ({"id": target["id"]}, 422, "Field required")]:
+        r = client.post("/api/correct", json=body, headers=ORIGIN)
+        assert r.status_code == status and message in json.dumps(r.json()["detail"]), body
+    assert _labels_bytes(project) == before
+
+
+def test_state_passes_sentences_and_worker_eta(served):
+    from skal.label.server import Worker
+
+    project, client, _ = served
+    state = _settled(client)
+    assert state["worker"] == {"stage": "idle", "fraction": None, "eta_seconds": None,
+                               "message": None}
+    assert all("sentence" not in it for it in state["batch"]["items"])
+    with project.lock:
+        batch = project.open_batch()
+        batch["sentences"] = [f"picked because {i}" for i in batch["ids"]]
+    items = client.get("/api/state").json()["batch"]["items"]
+    assert [it["sentence"] for it in items] == [f"picked because {it['id']}" for it in items]
+
+    worker = Worker(project)
+    worker._progress("training", 0.0)
+    assert worker.status()["eta_seconds"] is None  # no pace yet
+    worker._progress("training", 0.25)
+    worker._status["start"] = worker._status["reported"] - 3.0  # a quarter took 3 s
+    status = worker.status()
+    assert status["fraction"] == 0.25 and 8.5 <= status["eta_seconds"] <= 9.0
+
+
+def test_own_address_is_accepted_off_loopback_and_foreign_names_are_not(tmp_path, monkeypatch):
+    from skal.label import access
+
+    project, _ = make_project(tmp_path)
+    app = create_app(project, annotator="ana", host="0.0.0.0", port=8765, token="secret",
+                     start_worker=False)
+    # TestClient's base URL is the address the request arrives on (the ASGI "server").
+    client = TestClient(app, base_url="http://10.9.8.7:8765")
+    assert client.get("/api/state").status_code == 403  # the token still guards
+    assert client.get("/api/state?token=secret").status_code == 200
+    client.cookies.clear()
+    for host in ("evil.example:8765", "10.9.8.6:8765", "10.9.8.7:8766"):
+        r = client.get("/api/state?token=secret", headers={"Host": host})
+        assert r.status_code == 403 and "not this server's" in r.text, host
+    # Every URL printed for a wildcard bind passes the guard.
+    for url in access.server_urls("0.0.0.0", 8765, "secret"):
+        host = url.split("//")[1].split("/")[0]
+        r = TestClient(app, base_url=f"http://{host}").get(url[len(f'http://{host}'):])
+        assert r.status_code == 200, url
+    monkeypatch.setattr(access, "machine_names", lambda: ["box", "10.0.0.5"])
+    assert access.server_urls("0.0.0.0", 8765, "t") == [
+        "http://box:8765/?token=t", "http://10.0.0.5:8765/?token=t",
+        "http://127.0.0.1:8765/?token=t"]
+    assert access.server_urls("127.0.0.1", 8765, "t") == ["http://127.0.0.1:8765/"]
+    assert access.server_urls("10.1.2.3", 8765, "t", ["lab.example"]) == [
+        "http://10.1.2.3:8765/?token=t", "http://lab.example:8765/?token=t"]

@@ -36,7 +36,9 @@ def _browser_or_skip():
 def live(tmp_path):
     project, truth = make_project(tmp_path, n=30, batch=4)
     port = free_port()
-    server = start_server(project.path, port)
+    # --sync: round 1 then comes from the first model (its ranks are checked); in the
+    # default mode it is the batch drawn ahead, at random, before any model existed.
+    server = start_server(project.path, port, "--sync")
     try:
         wait_for_batch(port, 0)
         yield project.path, port, truth

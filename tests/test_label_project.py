@@ -126,6 +126,55 @@ def test_restart_resumes_batch_answers_and_model(tmp_path):
     np.testing.assert_allclose(net.predict_proba(X), load_network(project).predict_proba(X))
 
 
+def _answer(project, truth, batch):
+    project.record_answers([{"id": i, "label": truth[project.files[i]]} for i in batch["ids"]],
+                           "ana")
+    project.submit(batch["round"], "ana")
+
+
+def test_ahead_mode_never_waits_for_training_once_a_model_exists(tmp_path):
+    project, truth = make_project(tmp_path, n=60)
+    assert advance(project, ahead=True)["round"] == 0
+    assert [b["round"] for b in project.unsubmitted_batches()] == [0, 1]
+    _answer(project, truth, project.open_batch())
+    _answer(project, truth, project.open_batch())  # submitted before anything was chosen
+    assert project.open_batch() is None
+    # No model yet but labels: train first (a random batch would waste them), then ahead.
+    assert advance(project, ahead=True)["round"] == 2
+    assert [(b["round"], b["model_version"]) for b in project.batches] == \
+        [(0, 0), (1, 0), (2, 1), (3, 1)]
+    _answer(project, truth, project.open_batch())
+    _answer(project, truth, project.open_batch())
+    # A model exists (version 1, now stale): the next batch comes from it at once, then the
+    # model catches up and picks the batch after.
+    assert advance(project, ahead=True)["model_version"] == 1
+    assert [(b["round"], b["model_version"]) for b in project.batches[4:]] == [(4, 1), (5, 2)]
+    assert project.model_meta["n_train"] == sum(not project.holdout[i]
+                                                for b in project.batches[:4] for i in b["ids"])
+    picked = [i for b in project.batches for i in b["ids"]]
+    assert len(picked) == len(set(picked)) == 36  # no image in two batches
+    # A restart finds the open batch and the one chosen ahead.
+    reopened = Project(project.path)
+    assert [b["ids"] for b in reopened.unsubmitted_batches()] == \
+        [b["ids"] for b in project.batches[4:]]
+    assert reopened.round == 4 and reopened.next_batch()["round"] == 5
+
+
+def test_a_batch_never_shares_an_item_with_an_open_one(tmp_path):
+    project, _ = make_project(tmp_path)
+    advance(project, ahead=True)
+    open_ids, ahead_ids = (b["ids"] for b in project.unsubmitted_batches())
+    assert not set(open_ids) & set(project.pool_ids()) and not set(ahead_ids) & set(
+        project.pool_ids())
+    before = (project.path / "batches.jsonl").read_bytes()
+    with pytest.raises(LabelError, match="next one is chosen"):
+        project.add_batch({"ids": [int(project.pool_ids()[0])]})
+    project.batches.pop()  # as if only the open batch were there
+    with pytest.raises(LabelError, match=rf"items \[{open_ids[0]}\] are already in an open"):
+        project.add_batch({"ids": [open_ids[0]]})
+    assert (project.path / "batches.jsonl").read_bytes() == before
+
+
 def test_skipped_items_wait_for_the_cooldown(tmp_path):
     project, truth = make_project(tmp_path, n=12, batch=4, skip_cooldown=1, method="random")
     batch = advance(project)
@@ -218,3 +267,54 @@ def test_every_strategy_queries_and_explains(tmp_path, method):
     assert all(r <= of <= 21 for r, of in zip(batch["ranks"], batch["of"]))
     if method == "random":  # every remaining image had the same chance
         assert batch["scores"] == [1 / 21, 1 / 20, 1 / 19] and batch["ranks"] == [1, 1, 1]
+
+
+#: skal.label's layers, lowest first: a module may import only from earlier layers.
+LAYERS = [
+    {"store", "access", "plot", "why"},  # files, Host rules, the curve, why a pick: no skal.label
+    {"network"},  # the project's network
+    {"project"},  # the project folder and its state
+    {"loop"},  # train and query
+    {"worker"},  # the loop in a background thread
+    {"server"},  # the page's API
+    {"cli", "__init__"},  # the commands and the package's face
+    {"__main__"},  # python -m skal.label
+]
+
+
+def _label_imports(path):
+    """Names of the skal.label modules a source file imports, at any depth (lazy ones too)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # from . import x / from .x import y
+                module = "skal.label" + ("." + module if module else "")
+            names = [f"{module}.{alias.name}" for alias in node.names] + [module]
+        else:
+            continue
+        found.update(n.split(".")[2] for n in names
+                     if n.startswith("skal.label.") and len(n.split(".")) > 2)
+    return found
+
+
+def test_label_package_is_layered_one_way():
+    from pathlib import Path
+
+    import skal.label
+
+    layer = {name: k for k, names in enumerate(LAYERS) for name in names}
+    folder = Path(skal.label.__file__).parent
+    modules = {p.stem: p for p in folder.glob("*.py")}
+    assert set(modules) == set(layer), "place each skal.label module in LAYERS"
+    for name, path in modules.items():
+        imported = {m for m in _label_imports(path) if m in layer}
+        later = sorted(m for m in imported if layer[m] >= layer[name] and m != name)
+        assert not later, f"skal.label.{name} imports {later}, which are not below it"
+    # The test itself sees a forbidden import.
+    assert _label_imports(modules["worker"]) == {"loop"}
+    assert "network" in _label_imports(modules["project"])  # lazy, inside a function

@@ -95,6 +95,10 @@ def _add_commands(commands):
     serve.add_argument("--token", help="use this token instead of a random one")
     serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                        help="another host name the browser may use to reach this server")
+    serve.add_argument("--sync", action="store_true",
+                       help="train and query after each submit while the page waits, so every "
+                            "batch comes from a model that has seen every label (default: the "
+                            "next batch is chosen while you label and opens at once)")
 
     query = commands.add_parser(
         "query", help="the next batch as file names, for other annotation tools",
@@ -199,7 +203,7 @@ def _serve(args):
     try:
         import uvicorn
 
-        from skal.label.server import LOOPBACK, create_app, new_token
+        from skal.label.server import create_app, new_token, server_urls
     except ImportError as exc:
         raise LabelError(f"serving the page needs the label extra ({exc.name} is missing): "
                          f"pip install 'skal[label]'.") from None
@@ -209,13 +213,11 @@ def _serve(args):
     _sync(project)
     token = args.token or new_token()
     app = create_app(project, annotator=args.annotator, host=args.host, port=args.port,
-                     token=token, allow_hosts=args.allow_host)
-    shown = args.host if args.host not in ("0.0.0.0", "::") else __import__("socket").gethostname()
-    shown = f"[{shown}]" if ":" in shown else shown
-    url = f"http://{shown}:{args.port}/"
-    if args.host not in LOOPBACK:
-        url += f"?token={token}"
-    print(f"skal label: serving {project.path} at {url}  (Ctrl-C to stop)", flush=True)
+                     token=token, allow_hosts=args.allow_host, sync=args.sync)
+    urls = server_urls(args.host, args.port, token, args.allow_host)
+    print(f"skal label: serving {project.path} at {urls[0]}  (Ctrl-C to stop)", flush=True)
+    for url in urls[1:]:
+        print(f"  also at {url}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -252,7 +252,7 @@ def _write_items(path, images, files, hashes, holdout):
 
 def _check_requirements(config):
     """LabelError when the project's model cannot run its method (e.g. BALD without dropout)."""
-    from skal.label.loop import build_network
+    from skal.label.network import build_network
     from skal.query import missing_requirements
 
     missing = missing_requirements(config["method"], build_network(config))
@@ -306,15 +306,15 @@ class Project:
         self.lock = threading.RLock()
         self._file_lock = None
         self.answers = {}
-        for record in read_jsonl(self.path / LABELS):
-            self.answers[int(record["id"])] = record
+        self._remember(read_jsonl(self.path / LABELS))
         self.batches = []
         for record in read_jsonl(self.path / BATCHES):
             if record.get("type") == "batch":
                 self.batches.append(dict(record, submitted=False))
-            elif record.get("type") == "submit" and self.batches \
-                    and self.batches[-1]["round"] == record["round"]:
-                self.batches[-1]["submitted"] = True
+            elif record.get("type") == "submit" \
+                    and 0 <= int(record["round"]) < len(self.batches):
+                # A batch's round is its index in the file.
+                self.batches[int(record["round"])]["submitted"] = True
         meta_path = self.path / MODEL_DIR / MODEL_META
         self.model_meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
         self.curve = []
@@ -401,6 +401,79 @@ class Project:
         return {"per_class": counts, "skipped": skipped, "labeled": sum(counts.values()),
                 "held_out": held, "items": self.n_items}
 
+    def _remember(self, records):
+        """Make ``records`` (just read from or appended to ``labels.jsonl``) current.
+
+        ``answers`` stays in the order of each item's last record, so the
+        newest answer is last (:meth:`submitted_ids` lists them newest first).
+        """
+        for record in records:
+            item_id = int(record["id"])
+            self.answers.pop(item_id, None)
+            self.answers[item_id] = record
+
+    def submitted_ids(self):
+        """Ids of answered items outside the open batch, newest answer first.
+
+        These are the labels a person can review and :meth:`correct`: given
+        in a submitted batch, imported (``init --labels``, ``teach``) or
+        corrected. Answers in the open batch change through
+        :meth:`record_answers` instead.
+        """
+        batch = self.open_batch()
+        open_ids = set(batch["ids"]) if batch is not None else set()
+        return [i for i in reversed(self.answers) if i not in open_ids
+                and (self.answers[i].get("label") is not None or self.answers[i].get("skipped"))]
+
+    def correct(self, item_id, label, annotator, source="correction"):
+        """Change a submitted answer to ``label``; the log keeps the old one as ``previous``.
+
+        The new record is an ordinary answer (the training set's digest
+        changes, so the next training uses it) with the replaced answer's
+        label, skip flag, annotator, time, round and source under ``previous``.
+
+        Parameters
+        ----------
+        item_id : int
+        label : str
+            One of the project's classes.
+        annotator : str
+        source : str, default='correction'
+
+        Returns
+        -------
+        dict
+            The record written.
+
+        Raises
+        ------
+        LabelError
+            404 unknown id; 400 unknown class; 409 an item without a submitted
+            answer, an item of the open batch, or the label it already has.
+        """
+        item_id = self.check_id(item_id)
+        if label not in self.classes:
+            raise LabelError(f"{label!r} is not one of the project's classes "
+                             f"({', '.join(self.classes)}).")
+        batch = self.open_batch()
+        if batch is not None and item_id in batch["ids"]:
+            raise LabelError(f"item {item_id} is in the open batch (round {batch['round']}); "
+                             f"change its answer on the batch itself.", status=409)
+        record = self.answers.get(item_id)
+        if record is None or (record.get("label") is None and not record.get("skipped")):
+            raise LabelError(f"item {item_id} has no submitted answer to correct; it is labeled "
+                             f"when a batch picks it.", status=409)
+        if record.get("label") == label:
+            raise LabelError(f"item {item_id} is already labeled {label!r}; nothing to correct.",
+                             status=409)
+        new = self._answer_record(item_id, label, False, annotator, source)
+        new["previous"] = {k: record.get(k)
+                           for k in ("label", "skipped", "annotator", "time", "round", "source")}
+        append_jsonl(self.path / LABELS, [new])
+        self._remember([new])
+        self.write_labels_csv()
+        return new
+
     # -- the images folder changing ----------------------------------------------
     def sync_images(self):
         """Follow renamed, moved, new and deleted files of the images folder.
@@ -465,11 +538,24 @@ class Project:
         return report
 
     # -- batches ----------------------------------------------------------------
+    def unsubmitted_batches(self):
+        """The batches queried and not submitted, oldest first: the open one, then the next.
+
+        At most two: the batch being labeled and, when the model picked one
+        ahead (the page's background mode), the batch that opens when it is
+        submitted. Their items never overlap (:meth:`add_batch` refuses).
+        """
+        return [b for b in self.batches[-2:] if not b["submitted"]]
+
     def open_batch(self):
         """The batch being labeled (queried, not submitted), or None."""
-        if self.batches and not self.batches[-1]["submitted"]:
-            return self.batches[-1]
-        return None
+        unsubmitted = self.unsubmitted_batches()
+        return unsubmitted[0] if unsubmitted else None
+
+    def next_batch(self):
+        """The batch chosen ahead, which opens when the open one is submitted, or None."""
+        unsubmitted = self.unsubmitted_batches()
+        return unsubmitted[1] if len(unsubmitted) > 1 else None
 
     @property
     def round(self):
@@ -486,10 +572,13 @@ class Project:
         return 0 if self.model_meta is None else int(self.model_meta["version"])
 
     def pool_ids(self):
-        """Ids a query may pick: unanswered, or skipped more than ``skip_cooldown`` rounds ago."""
+        """Ids a query may pick: unanswered, or skipped more than ``skip_cooldown`` rounds ago.
+
+        Items of the open batch and of the batch chosen ahead are not in the pool.
+        """
         now_round = self.round
         cooldown = int(self.config["skip_cooldown"])
-        taken = set(self.open_batch()["ids"]) if self.open_batch() else set()
+        taken = {i for b in self.unsubmitted_batches() for i in b["ids"]}
         pool = []
         for i in range(self.n_items):
             record = self.answers.get(i)
@@ -502,9 +591,23 @@ class Project:
         return np.asarray(pool, dtype=np.int64)
 
     def add_batch(self, batch):
-        """Record a queried batch (``ids`` plus why/guess fields) as the open one."""
-        if self.open_batch() is not None:
-            raise LabelError("a batch is already open; submit it first.", status=409)
+        """Record a queried batch (``ids`` plus why/guess fields): open, or next when one is open.
+
+        Raises
+        ------
+        LabelError
+            409 when a batch is open and another is already chosen, or when
+            the batch shares an item with one of them (an image is never in
+            two open batches).
+        """
+        unsubmitted = self.unsubmitted_batches()
+        if len(unsubmitted) >= 2:
+            raise LabelError("a batch is open and the next one is chosen; submit first.",
+                             status=409)
+        shared = {i for b in unsubmitted for i in b["ids"]} & set(batch["ids"])
+        if shared:
+            raise LabelError(f"items {sorted(shared)[:10]} are already in an open batch.",
+                             status=409)
         record = {"type": "batch", "round": len(self.batches), "time": now(), **batch}
         append_jsonl(self.path / BATCHES, [record])
         self.batches.append(dict(record, submitted=False))
@@ -587,8 +690,7 @@ class Project:
             records.append(self._answer_record(item_id, label, skip, annotator, source, seconds,
                                                bool(entry.get("guess_shown", False))))
         append_jsonl(self.path / LABELS, records)
-        for record in records:
-            self.answers[record["id"]] = record
+        self._remember(records)
         return records
 
     def unanswered(self, batch=None):
@@ -669,8 +771,7 @@ class Project:
             records.append(self._answer_record(item_id, label, False, annotator, source))
         if records:
             append_jsonl(self.path / LABELS, records)
-            for record in records:
-                self.answers[record["id"]] = record
+            self._remember(records)
         submitted = None
         batch = self.open_batch()
         if batch is not None and records and not self.unanswered(batch):

@@ -1,0 +1,111 @@
+"""The network of a labeling project: built from its settings, loaded from its checkpoint.
+
+The lowest layer above the files: :mod:`skal.label.project` checks a
+method's requirements against :func:`build_network`, and
+:mod:`skal.label.loop` trains and queries with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+__all__ = ["build_network", "load_network"]
+
+
+class _OnePoolPass:
+    """Mixin: while :meth:`sharing_pass` is on, one forward pass over the pool serves all.
+
+    The query function and the explanation's wording (the picks'
+    probabilities) both need the pool's pass; without this the pool would go
+    through the network twice (the longer part of the wait between batches).
+    Only the very array given is served from the cache.
+    """
+
+    _pool_pass = None
+
+    @contextlib.contextmanager
+    def sharing_pass(self, X_pool):
+        self._pool_pass = [X_pool, None]
+        try:
+            yield
+        finally:
+            self._pool_pass = None
+
+    def _cached(self, X):
+        memo = self._pool_pass
+        if memo is None or X is not memo[0]:
+            return None
+        if memo[1] is None:
+            memo[1] = super().predict_proba_and_embed(X)
+        return memo[1]
+
+    def predict_proba_and_embed(self, X):
+        cached = self._cached(X)
+        return super().predict_proba_and_embed(X) if cached is None else cached
+
+    def predict_proba(self, X):
+        cached = self._cached(X)
+        return super().predict_proba(X) if cached is None else cached[0]
+
+    def embed(self, X):
+        cached = self._cached(X)
+        return super().embed(X) if cached is None else cached[1]
+
+
+def _network_classes():
+    from skal.estimator import ImageClassifier, LossPredictionClassifier
+
+    class LabelImageClassifier(_OnePoolPass, ImageClassifier):
+        """An ImageClassifier whose pool pass is shared by the query and its explanation."""
+
+    class LabelLossPredictionClassifier(_OnePoolPass, LossPredictionClassifier):
+        """A LossPredictionClassifier whose pool pass is shared likewise."""
+
+    return LabelImageClassifier, LabelLossPredictionClassifier
+
+
+_NETWORKS = None
+
+
+def build_network(config, callbacks=()):
+    """An unfitted network for a project's settings.
+
+    A method that needs a loss-prediction head (ll4al, scal) gets a
+    :class:`~skal.estimator.LossPredictionClassifier`, the others an
+    :class:`~skal.estimator.ImageClassifier`; both warm-start across rounds.
+
+    Parameters
+    ----------
+    config : dict
+        ``project.json``.
+    callbacks : sequence of (str, skorch Callback)
+
+    Returns
+    -------
+    ImageClassifier
+    """
+    from skal.query import strategy_requirements
+
+    global _NETWORKS
+    if _NETWORKS is None:
+        _NETWORKS = _network_classes()
+    image, loss = _NETWORKS
+    cls = loss if "loss_head" in strategy_requirements(config["method"]) else image
+    return cls(config["model"], n_classes=len(config["classes"]),
+               n_channels=int(config["channels"]), dropout=float(config["dropout"]),
+               max_epochs=int(config["epochs"]), lr=float(config["lr"]),
+               batch_size=int(config["batch_size"]), warm_start=True,
+               random_state=int(config["seed"]), device=config.get("device", "auto"),
+               callbacks=list(callbacks) or None)
+
+
+def load_network(project, callbacks=()):
+    """The project's last trained network (initialised from the checkpoint), or None."""
+    path = project.model_params_path
+    if path is None:
+        return None
+    net = build_network(project.config, callbacks)
+    net.initialize()
+    net.load_params(f_params=str(path))
+    net.epochs_trained_ = int(project.model_meta.get("epochs_trained", 0))
+    return net
