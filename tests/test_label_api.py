@@ -316,3 +316,133 @@ def test_a_failed_retraining_is_shown_and_can_be_retried(tmp_path, monkeypatch):
     assert client.post("/api/retry", headers=ORIGIN).status_code == 202
     state = wait_for(lambda: (s := client.get("/api/state").json())["batch"] and s, what="batch 1")
     assert state["batch"]["round"] == 1 and state["worker"]["stage"] == "idle"
+
+
+def test_favicon_is_a_small_png(served):
+    _, client, _ = served
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(r.content)).size == (32, 32)
+
+
+@pytest.mark.parametrize("seconds", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_seconds_are_refused_and_write_nothing(served, seconds):
+    project, client, _ = served
+    first = client.get("/api/state").json()["batch"]["items"][0]["id"]
+    before = _labels_bytes(project)
+    # Python's json (which the server parses with) reads NaN and Infinity; send them raw.
+    body = f'{{"round": 0, "answers": [{{"id": {first}, "label": "dark", "seconds": {seconds}}}]}}'
+    r = client.post("/api/answers", content=body,
+                    headers={**ORIGIN, "Content-Type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "answers", 0, "seconds"]
+    assert "finite" in r.json()["detail"][0]["msg"]
+    assert _labels_bytes(project) == before and project.label_of(first) is None
+
+
+def test_review_and_correct_submitted_labels(served):
+    from skal.label.loop import needs_training
+
+    project, client, truth = served
+    first = _answer_all(client, project, truth)["batch"]["items"]
+    assert client.get("/api/labeled").json() == {"total": 0, "offset": 0, "items": []}
+    client.post("/api/submit", json={"round": 0}, headers=ORIGIN)
+    state = wait_for(lambda: (s := client.get("/api/state").json())["batch"] and s, what="batch 1")
+    review = client.get("/api/labeled").json()
+    # Newest first: the batch's answers were written in item order, in one request.
+    assert review["total"] == 6
+    assert [it["id"] for it in review["items"]] == [it["id"] for it in reversed(first)]
+    row = review["items"][0]
+    assert row == {"id": first[-1]["id"], "file": first[-1]["file"],
+                   "label": truth[first[-1]["file"]], "skipped": False, "round": 0,
+                   "annotator": "ana", "time": row["time"], "source": "page"}
+    page = client.get("/api/labeled?offset=2&limit=3").json()
+    assert page["total"] == 6 and [it["id"] for it in page["items"]] == \
+        [it["id"] for it in reversed(first)][2:5]
+    assert client.get("/api/labeled?limit=0").status_code == 422
+
+    target = first[2]
+    old = truth[target["file"]]
+    new = next(c for c in CLASSES if c != old)
+    digest_before = project.training_digest(project.labeled_ids(holdout=False))
+    r = client.post("/api/correct", json={"id": target["id"], "label": new}, headers=ORIGIN)
+    assert r.status_code == 200, r.text
+    assert r.json()["corrected"]["label"] == new
+    record = json.loads(_labels_bytes(project).decode().splitlines()[-1])
+    assert record["id"] == target["id"] and record["label"] == new
+    assert record["source"] == "correction" and record["annotator"] == "ana"
+    assert record["previous"]["label"] == old and record["previous"]["round"] == 0
+    assert record["previous"]["source"] == "page"
+    review = client.get("/api/labeled").json()
+    assert review["total"] == 6 and review["items"][0]["id"] == target["id"]
+    assert review["items"][0]["label"] == new
+    # The corrected label is new training data.
+    assert project.training_digest(project.labeled_ids(holdout=False)) != digest_before \
+        or bool(project.holdout[target["id"]])
+    assert needs_training(project) != bool(project.holdout[target["id"]])
+
+    open_item = state["batch"]["items"][0]["id"]
+    never = next(i for i in range(project.n_items) if i not in project.answers
+                 and i not in [it["id"] for it in state["batch"]["items"]])
+    before = _labels_bytes(project)
+    for body, status, message in [
+            ({"id": 999, "label": "dark"}, 404, "no item with id 999"),
+            ({"id": open_item, "label": "dark"}, 409, "is in the open batch"),
+            ({"id": never, "label": "dark"}, 409, "no submitted answer"),
+            ({"id": target["id"], "label": "cat"}, 400, "'cat' is not one of the project's"),
+            ({"id": target["id"], "label": new}, 409, "already labeled"),
+            ({"id": target["id"]}, 422, "Field required")]:
+        r = client.post("/api/correct", json=body, headers=ORIGIN)
+        assert r.status_code == status and message in json.dumps(r.json()["detail"]), body
+    assert _labels_bytes(project) == before
+
+
+def test_state_passes_sentences_and_worker_eta(served):
+    from skal.label.server import Worker
+
+    project, client, _ = served
+    state = client.get("/api/state").json()
+    assert state["worker"] == {"stage": "idle", "fraction": None, "eta_seconds": None,
+                               "message": None}
+    assert all("sentence" not in it for it in state["batch"]["items"])
+    with project.lock:
+        batch = project.open_batch()
+        batch["sentences"] = [f"picked because {i}" for i in batch["ids"]]
+    items = client.get("/api/state").json()["batch"]["items"]
+    assert [it["sentence"] for it in items] == [f"picked because {it['id']}" for it in items]
+
+    worker = Worker(project)
+    worker._progress("training", 0.0)
+    assert worker.status()["eta_seconds"] is None  # no pace yet
+    worker._progress("training", 0.25)
+    worker._status["start"] = worker._status["reported"] - 3.0  # a quarter took 3 s
+    status = worker.status()
+    assert status["fraction"] == 0.25 and 8.5 <= status["eta_seconds"] <= 9.0
+
+
+def test_own_address_is_accepted_off_loopback_and_foreign_names_are_not(tmp_path, monkeypatch):
+    from skal.label import server as server_module
+
+    project, _ = make_project(tmp_path)
+    app = create_app(project, annotator="ana", host="0.0.0.0", port=8765, token="secret",
+                     start_worker=False)
+    # TestClient's base URL is the address the request arrives on (the ASGI "server").
+    client = TestClient(app, base_url="http://10.9.8.7:8765")
+    assert client.get("/api/state").status_code == 403  # the token still guards
+    assert client.get("/api/state?token=secret").status_code == 200
+    client.cookies.clear()
+    for host in ("evil.example:8765", "10.9.8.6:8765", "10.9.8.7:8766"):
+        r = client.get("/api/state?token=secret", headers={"Host": host})
+        assert r.status_code == 403 and "not this server's" in r.text, host
+    # Every URL printed for a wildcard bind passes the guard.
+    for url in server_module.server_urls("0.0.0.0", 8765, "secret"):
+        host = url.split("//")[1].split("/")[0]
+        r = TestClient(app, base_url=f"http://{host}").get(url[len(f'http://{host}'):])
+        assert r.status_code == 200, url
+    monkeypatch.setattr(server_module, "machine_names", lambda: ["box", "10.0.0.5"])
+    assert server_module.server_urls("0.0.0.0", 8765, "t") == [
+        "http://box:8765/?token=t", "http://10.0.0.5:8765/?token=t",
+        "http://127.0.0.1:8765/?token=t"]
+    assert server_module.server_urls("127.0.0.1", 8765, "t") == ["http://127.0.0.1:8765/"]
+    assert server_module.server_urls("10.1.2.3", 8765, "t", ["lab.example"]) == [
+        "http://10.1.2.3:8765/?token=t", "http://lab.example:8765/?token=t"]

@@ -2,6 +2,7 @@
 
 import json
 import signal
+import urllib.request
 
 import pytest
 
@@ -109,9 +110,20 @@ def test_serve_on_another_address_prints_a_token(tmp_path):
         line = server.stdout.readline()
         assert f":{port}/?token=" in line
         token = line.split("?token=")[1].split()[0]
+        urls = [line.split(" at ")[1].split()[0]]
+        while f"127.0.0.1:{port}" not in urls[-1]:  # loopback is listed last
+            urls.append(server.stdout.readline().split("also at ")[1].strip())
+        assert all(url.endswith(f":{port}/?token={token}") for url in urls)
         wait_for(lambda: get_json(port, f"/api/state?token={token}"), what="server")
         with pytest.raises(Exception, match="403"):
             get_json(port, "/api/state")
+        # Every printed URL's host name passes the server's Host check.
+        for url in urls:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/state?token={token}",
+                headers={"Host": url.split("//")[1].split("/")[0]})
+            with urllib.request.urlopen(request, timeout=5) as r:
+                assert r.status == 200, url
     finally:
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=10)

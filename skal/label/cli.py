@@ -199,7 +199,7 @@ def _serve(args):
     try:
         import uvicorn
 
-        from skal.label.server import LOOPBACK, create_app, new_token
+        from skal.label.server import create_app, new_token, server_urls
     except ImportError as exc:
         raise LabelError(f"serving the page needs the label extra ({exc.name} is missing): "
                          f"pip install 'skal[label]'.") from None
@@ -210,12 +210,10 @@ def _serve(args):
     token = args.token or new_token()
     app = create_app(project, annotator=args.annotator, host=args.host, port=args.port,
                      token=token, allow_hosts=args.allow_host)
-    shown = args.host if args.host not in ("0.0.0.0", "::") else __import__("socket").gethostname()
-    shown = f"[{shown}]" if ":" in shown else shown
-    url = f"http://{shown}:{args.port}/"
-    if args.host not in LOOPBACK:
-        url += f"?token={token}"
-    print(f"skal label: serving {project.path} at {url}  (Ctrl-C to stop)", flush=True)
+    urls = server_urls(args.host, args.port, token, args.allow_host)
+    print(f"skal label: serving {project.path} at {urls[0]}  (Ctrl-C to stop)", flush=True)
+    for url in urls[1:]:
+        print(f"  also at {url}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

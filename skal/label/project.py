@@ -306,8 +306,7 @@ class Project:
         self.lock = threading.RLock()
         self._file_lock = None
         self.answers = {}
-        for record in read_jsonl(self.path / LABELS):
-            self.answers[int(record["id"])] = record
+        self._remember(read_jsonl(self.path / LABELS))
         self.batches = []
         for record in read_jsonl(self.path / BATCHES):
             if record.get("type") == "batch":
@@ -400,6 +399,79 @@ class Project:
                 skipped += 1
         return {"per_class": counts, "skipped": skipped, "labeled": sum(counts.values()),
                 "held_out": held, "items": self.n_items}
+
+    def _remember(self, records):
+        """Make ``records`` (just read from or appended to ``labels.jsonl``) current.
+
+        ``answers`` stays in the order of each item's last record, so the
+        newest answer is last (:meth:`submitted_ids` lists them newest first).
+        """
+        for record in records:
+            item_id = int(record["id"])
+            self.answers.pop(item_id, None)
+            self.answers[item_id] = record
+
+    def submitted_ids(self):
+        """Ids of answered items outside the open batch, newest answer first.
+
+        These are the labels a person can review and :meth:`correct`: given
+        in a submitted batch, imported (``init --labels``, ``teach``) or
+        corrected. Answers in the open batch change through
+        :meth:`record_answers` instead.
+        """
+        batch = self.open_batch()
+        open_ids = set(batch["ids"]) if batch is not None else set()
+        return [i for i in reversed(self.answers) if i not in open_ids
+                and (self.answers[i].get("label") is not None or self.answers[i].get("skipped"))]
+
+    def correct(self, item_id, label, annotator, source="correction"):
+        """Change a submitted answer to ``label``; the log keeps the old one as ``previous``.
+
+        The new record is an ordinary answer (the training set's digest
+        changes, so the next training uses it) with the replaced answer's
+        label, skip flag, annotator, time, round and source under ``previous``.
+
+        Parameters
+        ----------
+        item_id : int
+        label : str
+            One of the project's classes.
+        annotator : str
+        source : str, default='correction'
+
+        Returns
+        -------
+        dict
+            The record written.
+
+        Raises
+        ------
+        LabelError
+            404 unknown id; 400 unknown class; 409 an item without a submitted
+            answer, an item of the open batch, or the label it already has.
+        """
+        item_id = self.check_id(item_id)
+        if label not in self.classes:
+            raise LabelError(f"{label!r} is not one of the project's classes "
+                             f"({', '.join(self.classes)}).")
+        batch = self.open_batch()
+        if batch is not None and item_id in batch["ids"]:
+            raise LabelError(f"item {item_id} is in the open batch (round {batch['round']}); "
+                             f"change its answer on the batch itself.", status=409)
+        record = self.answers.get(item_id)
+        if record is None or (record.get("label") is None and not record.get("skipped")):
+            raise LabelError(f"item {item_id} has no submitted answer to correct; it is labeled "
+                             f"when a batch picks it.", status=409)
+        if record.get("label") == label:
+            raise LabelError(f"item {item_id} is already labeled {label!r}; nothing to correct.",
+                             status=409)
+        new = self._answer_record(item_id, label, False, annotator, source)
+        new["previous"] = {k: record.get(k)
+                           for k in ("label", "skipped", "annotator", "time", "round", "source")}
+        append_jsonl(self.path / LABELS, [new])
+        self._remember([new])
+        self.write_labels_csv()
+        return new
 
     # -- the images folder changing ----------------------------------------------
     def sync_images(self):
@@ -587,8 +659,7 @@ class Project:
             records.append(self._answer_record(item_id, label, skip, annotator, source, seconds,
                                                bool(entry.get("guess_shown", False))))
         append_jsonl(self.path / LABELS, records)
-        for record in records:
-            self.answers[record["id"]] = record
+        self._remember(records)
         return records
 
     def unanswered(self, batch=None):
@@ -669,8 +740,7 @@ class Project:
             records.append(self._answer_record(item_id, label, False, annotator, source))
         if records:
             append_jsonl(self.path / LABELS, records)
-            for record in records:
-                self.answers[record["id"]] = record
+            self._remember(records)
         submitted = None
         batch = self.open_batch()
         if batch is not None and records and not self.unanswered(batch):

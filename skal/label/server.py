@@ -4,17 +4,23 @@ Endpoints
 ---------
 ``GET /``                       the page (plain HTML/JS/CSS from ``static/``, no build step)
 ``GET /static/{name}``          the page's script and style sheet (a fixed set, held in memory)
+``GET /favicon.ico``            the page's icon (a small PNG drawn once)
 ``GET /api/state``              batch, answers, counts, progress, worker status, accuracy
 ``GET /api/items/{id}/image``   one image as PNG, by item id only
 ``POST /api/answers``           save answers to the open batch (durable before the reply)
 ``POST /api/submit``            close the batch; the worker retrains and queries the next one
 ``POST /api/retry``             start the worker again after it failed
+``GET /api/labeled``            submitted answers, newest first (``offset``, ``limit``): review
+``POST /api/correct``           change a submitted label; the log keeps the old one
 ``GET /api/curve.svg``          the held-out learning curve
 ``GET /api/export.csv``, ``GET /api/export.jsonl``   every current answer with provenance
 
 Safety
 ------
-Every request's ``Host`` header must name this server (DNS rebinding). A
+Every request's ``Host`` header must name this server (DNS rebinding): a
+name it was told (loopback, this machine's names for a wildcard bind,
+``--allow-host``) or the very address the request arrived on, which a
+colleague opening the machine's own address uses. A
 server bound to a non-loopback address needs its token on every request
 (``?token=`` in the printed URL, then a SameSite=Strict cookie, or the
 ``X-Skal-Token`` header). Every write needs the token header or a
@@ -24,29 +30,34 @@ same-origin ``Origin``. Writes serialize on ``Project.lock`` (two tabs);
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
+import ipaddress
 import logging
 import secrets
 import socket
 import threading
+import time
 import traceback
 from importlib import resources
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from skal.label.loop import advance
 from skal.label.project import CURVE_PLOT, LabelError
 
-__all__ = ["create_app", "Worker", "LOOPBACK", "allowed_hostnames", "new_token"]
+__all__ = ["create_app", "Worker", "LOOPBACK", "allowed_hostnames", "server_urls", "new_token"]
 
 log = logging.getLogger("skal.label")
 
 #: Names of the loopback interface a Host header may use.
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
+_WILDCARD = ("0.0.0.0", "::", "")
 _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
@@ -56,23 +67,92 @@ def new_token():
     return secrets.token_urlsafe(24)
 
 
+def machine_names():
+    """This machine's host name, full name and the addresses they and its default route use.
+
+    Returns
+    -------
+    list of str
+        Names first, then addresses; loopback ones left out; no duplicates.
+    """
+    names = []
+    for name in (socket.gethostname(), socket.getfqdn()):
+        names.append(name)
+        try:
+            names.extend(info[4][0] for info in socket.getaddrinfo(name, None))
+        except OSError:
+            pass
+    # The address of the default route's interface: a UDP "connect" sends nothing.
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))  # TEST-NET-1, never routed anywhere real
+        names.append(s.getsockname()[0])
+    seen = []
+    for name in names:
+        if name and name.lower() not in seen and not _is_loopback(name):
+            seen.append(name.lower())
+    return seen
+
+
+def _is_loopback(name):
+    if name in LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def allowed_hostnames(host, extra=()):
     """The host names a request's Host header may carry for a server bound to ``host``.
 
     Loopback binds accept the loopback names; a wildcard bind (``0.0.0.0``,
-    ``::``) accepts those plus this machine's name and addresses; any other
-    address accepts itself. ``extra`` adds names (``serve --allow-host``).
+    ``::``) accepts those plus this machine's names and addresses
+    (:func:`machine_names`); any other address accepts itself. ``extra``
+    adds names (``serve --allow-host``). The guard also accepts the address
+    a request arrived on (see :func:`create_app`).
     """
-    names = set(LOOPBACK) if host in LOOPBACK or host in ("0.0.0.0", "::", "") else {host}
-    if host in ("0.0.0.0", "::", ""):
-        for name in {socket.gethostname(), socket.getfqdn()}:
-            names.add(name)
-            try:
-                names.update(info[4][0] for info in socket.getaddrinfo(name, None))
-            except OSError:
-                pass
+    names = set(LOOPBACK) if host in LOOPBACK or host in _WILDCARD else {host}
+    if host in _WILDCARD:
+        names.update(machine_names())
     names.update(extra)
     return {n.lower() for n in names}
+
+
+def server_urls(host, port, token, extra=()):
+    """Every URL that reaches a server bound to ``host``, the most useful first.
+
+    A wildcard bind lists this machine's names and addresses, then loopback;
+    off loopback each URL carries the token.
+
+    Returns
+    -------
+    list of str
+    """
+    if host in LOOPBACK:
+        shown = [host]
+    elif host in _WILDCARD:
+        shown = machine_names() + ["127.0.0.1"]
+    else:
+        shown = [host]
+    shown += [name for name in extra if name not in shown]
+    suffix = "" if host in LOOPBACK else f"?token={token}"
+    return [f"http://{f'[{name}]' if ':' in name else name}:{port}/{suffix}" for name in shown]
+
+
+def _same_address(name, scope):
+    """Whether ``name`` is an IP literal equal to the local address the request arrived on.
+
+    Such a Host header cannot come from DNS rebinding (the browser's origin
+    is the address itself), so a colleague may open the machine's own
+    address without ``--allow-host``.
+    """
+    server = scope.get("server")
+    if not server:
+        return False
+    try:
+        return ipaddress.ip_address(name) == ipaddress.ip_address(server[0])
+    except ValueError:
+        return False
 
 
 def _split_host(header):
@@ -100,7 +180,7 @@ class Answer(BaseModel):
     id: int
     label: str | None = None
     skip: bool = False
-    seconds: float | None = Field(default=None, ge=0, le=86400)
+    seconds: float | None = Field(default=None, ge=0, le=86400, allow_inf_nan=False)
     guess_shown: bool = False
 
 
@@ -113,37 +193,55 @@ class SubmitIn(BaseModel):
     round: int
 
 
+class CorrectionIn(BaseModel):
+    """A new class for an item whose answer was submitted."""
+
+    id: int
+    label: str
+
+
 class Worker:
     """Runs :func:`skal.label.loop.advance` in a background thread, one run at a time.
 
     ``status()`` is what the page shows: ``stage`` ('idle', 'training',
-    'querying', 'error'), ``fraction`` done and an error ``message``.
+    'querying', 'error'), ``fraction`` of the stage done (0 to 1),
+    ``eta_seconds`` (the stage's time left at its pace so far; None until
+    it has made progress) and an error ``message``.
     """
 
     def __init__(self, project):
         self.project = project
         self._thread = None
         self._guard = threading.Lock()
-        self._status = {"stage": "idle", "fraction": None, "message": None}
+        self._set("idle")
+
+    def _set(self, stage, fraction=None, message=None):
+        now = time.monotonic()
+        if stage != getattr(self, "_stage", None):
+            self._stage_start = now
+        self._stage = stage
+        # One dict swapped in whole: status() reads it from other threads without a lock.
+        self._status = {"stage": stage, "fraction": None if fraction is None
+                        else round(min(max(float(fraction), 0.0), 1.0), 3),
+                        "message": message, "reported": now, "start": self._stage_start}
 
     def _progress(self, stage, fraction):
-        self._status = {"stage": stage, "fraction": round(float(fraction), 3), "message": None}
+        self._set(stage, fraction)
 
     def _run(self):
         try:
             advance(self.project, self._progress)
-            self._status = {"stage": "idle", "fraction": None, "message": None}
+            self._set("idle")
         except Exception as exc:  # shown on the page; the labels on disk are untouched
             log.error("retraining failed:\n%s", traceback.format_exc())
-            self._status = {"stage": "error", "fraction": None,
-                            "message": f"{type(exc).__name__}: {exc}"}
+            self._set("error", message=f"{type(exc).__name__}: {exc}")
 
     def start(self):
         """Start a run unless one is going; returns whether one started."""
         with self._guard:
             if self._thread is not None and self._thread.is_alive():
                 return False
-            self._status = {"stage": "training", "fraction": 0.0, "message": None}
+            self._set("training", 0.0)
             self._thread = threading.Thread(target=self._run, name="skal-label-worker",
                                             daemon=True)
             self._thread.start()
@@ -158,7 +256,16 @@ class Worker:
             self._thread.join(timeout)
 
     def status(self):
-        return dict(self._status)
+        """``stage``, ``fraction``, ``eta_seconds`` and ``message`` (a new dict)."""
+        status = self._status
+        fraction, eta = status["fraction"], None
+        if fraction and status["stage"] in ("training", "querying"):
+            # Time left at the pace so far, counted down since the last report.
+            pace = (status["reported"] - status["start"]) / fraction
+            eta = max(pace * (1 - fraction) - (time.monotonic() - status["reported"]), 0.0)
+            eta = round(eta, 1)
+        return {"stage": status["stage"], "fraction": fraction, "eta_seconds": eta,
+                "message": status["message"]}
 
 
 def _static_files():
@@ -166,7 +273,21 @@ def _static_files():
     folder = resources.files("skal.label") / "static"
     files = {name: (folder / name).read_bytes() for name in _STATIC}
     files["index.html"] = (folder / "index.html").read_bytes()
+    files["favicon.ico"] = _favicon()
     return files
+
+
+def _favicon():
+    """A 32x32 PNG (browsers take PNG at /favicon.ico): four grey tiles, one labeled green."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (32, 32), (38, 50, 56))
+    draw = ImageDraw.Draw(image)
+    for k, (x, y) in enumerate([(3, 3), (17, 3), (3, 17), (17, 17)]):
+        draw.rectangle([x, y, x + 11, y + 11], fill=(76, 175, 80) if k == 3 else (176, 190, 197))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
 
 
 def create_app(project, *, annotator, host="127.0.0.1", port=8765, token=None,
@@ -212,7 +333,8 @@ def create_app(project, *, annotator, host="127.0.0.1", port=8765, token=None,
     @app.middleware("http")
     async def guard(request: Request, call_next):
         parsed = _split_host(request.headers.get("host"))
-        if parsed is None or parsed[0] not in hostnames or (parsed[1] or 80) != port:
+        if parsed is None or (parsed[1] or 80) != port or not (
+                parsed[0] in hostnames or _same_address(parsed[0], request.scope)):
             return PlainTextResponse(
                 f"refused: Host {request.headers.get('host')!r} is not this server's; open the "
                 f"URL printed by `skal label serve` (or add --allow-host NAME).", status_code=403)
@@ -245,9 +367,21 @@ def create_app(project, *, annotator, host="127.0.0.1", port=8765, token=None,
     async def label_error(request, exc):
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request, exc):
+        # FastAPI's own reply echoes the input, and JSON cannot carry NaN or
+        # Infinity: a request with "seconds": NaN would become a 500.
+        return JSONResponse({"detail": [{k: e[k] for k in ("type", "loc", "msg") if k in e}
+                                        for e in exc.errors()]}, status_code=422)
+
     @app.get("/", response_class=HTMLResponse)
     def page():
         return HTMLResponse(files["index.html"])
+
+    @app.get("/favicon.ico")
+    def favicon():
+        return Response(files["favicon.ico"], media_type="image/png",
+                        headers={"Cache-Control": "max-age=86400"})
 
     @app.get("/static/{name}")
     def static(name: str):
@@ -296,6 +430,26 @@ def create_app(project, *, annotator, host="127.0.0.1", port=8765, token=None,
             raise LabelError("the model is already training or querying.", status=409)
         return {"worker": worker.status()}
 
+    @app.get("/api/labeled")
+    def labeled(offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)):
+        """Submitted answers, newest first, for review."""
+        with project.lock:
+            ids = project.submitted_ids()
+            items = [{"id": i, "file": project.files[i], **{
+                k: project.answers[i].get(k)
+                for k in ("label", "skipped", "round", "annotator", "time", "source")}}
+                for i in ids[offset:offset + limit]]
+        return {"total": len(ids), "offset": offset, "items": items}
+
+    @app.post("/api/correct")
+    def correct(body: CorrectionIn):
+        """Change a submitted label; it trains the next model like any other."""
+        with project.lock:
+            record = project.correct(body.id, body.label, annotator)
+            counts = project.counts()
+        return {"corrected": {k: record[k] for k in ("id", "label", "time", "previous")},
+                "counts": counts}
+
     @app.get("/api/curve.svg")
     def curve():
         path = project.path / CURVE_PLOT
@@ -335,6 +489,8 @@ def _state(project, worker, annotator, guesses):
                     "label": record.get("label"), "skipped": bool(record.get("skipped")),
                     "score": None if batch.get("scores") is None else batch["scores"][k],
                     "rank": batch["ranks"][k]}
+            if batch.get("sentences") is not None:
+                item["sentence"] = batch["sentences"][k]
             if guesses and batch.get("guesses") is not None:
                 item.update(guess=batch["guesses"][k], confidence=batch["confidences"][k])
             items.append(item)
