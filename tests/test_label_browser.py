@@ -327,3 +327,70 @@ def test_enlarge_header_favicon_and_progress(tmp_path, page):
         assert page.errors == [] and page.failed == []
     finally:
         live.kill()
+
+
+def test_review_and_correct_submitted_labels(live, page):
+    """The Review tab lists submitted answers newest first, paged, with thumbnails; a digit
+    twice or a click on a row's class button corrects one through /api/correct."""
+    from playwright.sync_api import expect
+
+    files = _open(page, live)
+    for file in files:
+        page.keyboard.press(_digit(live, file))
+    _wait_saved(page, 4)
+    page.keyboard.press("Enter")
+    _wait_batch(page, 1)
+
+    page.keyboard.press("r")
+    review = page.locator("#review")
+    expect(review).to_be_visible()
+    expect(page.locator("#grid")).to_be_hidden()
+    rows = page.locator("#review-rows tr")
+    expect(rows).to_have_count(4)
+    shown = [rows.nth(k).locator("td").nth(1).inner_text() for k in range(4)]
+    assert shown == files[::-1]  # newest first
+    assert [rows.nth(k).locator("td.answer").inner_text() for k in range(4)] == \
+        [live.truth[f] for f in files[::-1]]
+    page.wait_for_function("() => [...document.querySelectorAll('#review .thumb')]"
+                           ".every(i => i.complete && i.naturalWidth === 12)")
+    expect(page.locator("#review-range")).to_have_text("1–4 of 4 submitted answers, newest first")
+
+    # Keyboard: row 2 (files[1]); a digit once asks, the same digit again corrects.
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    row = rows.nth(2)
+    expect(row).to_have_class(re.compile(r"\bfocused\b"))
+    target, old = files[1], live.truth[files[1]]
+    wrong = _digit(live, target, wrong=True)
+    new = CLASSES[int(wrong) - 1]
+    page.keyboard.press(wrong)
+    expect(row).to_have_class(re.compile(r"\bconfirming\b"))
+    assert live.labels()[target]["label"] == old  # nothing written yet
+    page.keyboard.press(wrong)
+    expect(row.locator(".note")).to_have_text(f"corrected ✓ (was {old})")
+    expect(row.locator("td.answer")).to_contain_text(new)
+    record = live.labels()[target]
+    assert record["label"] == new and record["source"] == "correction"
+    assert record["previous"]["label"] == old  # the old answer stays in the log
+
+    # Mouse: the class button in row 0 (files[3]) corrects at once.
+    target, old = files[3], live.truth[files[3]]
+    new = CLASSES[1 - CLASSES.index(old)]
+    rows.nth(0).locator(f"button[data-cls='{new}']").click()
+    expect(rows.nth(0).locator(".note")).to_have_text(f"corrected ✓ (was {old})")
+    assert live.labels()[target]["label"] == new
+
+    # Paging: three rows a page.
+    page.evaluate("view.review.limit = 3; view.review.offset = 0; loadReview()")
+    expect(rows).to_have_count(3)
+    expect(page.locator("#review-range")).to_have_text("1–3 of 4 submitted answers, newest first")
+    page.locator("#review-older").click()
+    expect(rows).to_have_count(1)
+    expect(page.locator("#review-range")).to_have_text("4–4 of 4 submitted answers, newest first")
+
+    # Escape: back to the batch, the focus where it was.
+    page.keyboard.press("Escape")
+    expect(review).to_be_hidden()
+    expect(page.locator("#grid")).to_be_visible()
+    assert _focused(page) == 0
+    assert page.errors == [] and page.failed == []
