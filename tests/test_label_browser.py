@@ -18,11 +18,13 @@ import time
 
 import pytest
 
-from label_support import CLASSES, free_port, make_project, start_server, wait_for, wait_for_batch
+from label_support import (CLASSES, free_port, get_json, make_project, start_server, wait_for,
+                           wait_for_batch)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 #: The worker's line on the page: stage, percentage, and the time left once known.
-PROGRESS = re.compile(r"^(training|querying) \d{1,3}%( · about (\d+ s|\d+ min \d\d s|\d+ h \d\d min) left)?$")
+PROGRESS = re.compile(r"^(training|querying) \d{1,3}%"
+                      r"( · about (\d+ s|\d+ min \d\d s|\d+ h \d\d min) left)?$")
 
 
 def _browser_or_skip():
@@ -215,7 +217,8 @@ def test_a_key_never_silently_overwrites_a_saved_label(live, page):
     page.keyboard.press(wrong)
     expect(tiles.nth(0)).to_have_class(re.compile(r"\bconfirming\b"))
     old, new = live.truth[files[0]], CLASSES[int(wrong) - 1]
-    expect(tiles.nth(0).locator(".answer")).to_have_text(f"{old} → {new}? press “{wrong}” again")
+    expect(tiles.nth(0).locator(".answer")).to_have_text(
+        f"{old} → {new}? press “{wrong}” again")
     expect(page.locator("#message")).to_contain_text(f"Tile 1 is saved as “{old}”")
     page.keyboard.press("Escape")  # keeps it
     expect(tiles.nth(0).locator(".answer")).to_have_text(old)
@@ -264,7 +267,8 @@ def test_enlarge_header_favicon_and_progress(tmp_path, page):
         natural, shown, scale = img.evaluate(
             "i => [i.naturalWidth, i.getBoundingClientRect().width, Number(i.dataset.scale)]")
         assert natural == 12 and scale >= 10 and shown == pytest.approx(12 * scale)
-        style = img.evaluate("i => [getComputedStyle(i).imageRendering, getComputedStyle(i).filter]")
+        style = img.evaluate(
+            "i => [getComputedStyle(i).imageRendering, getComputedStyle(i).filter]")
         assert style == ["pixelated", "brightness(1.5) contrast(1)"]
         # Arrows move on; a digit labels the tile shown and moves to the next unanswered one.
         page.keyboard.press("ArrowRight")
@@ -302,17 +306,32 @@ def test_enlarge_header_favicon_and_progress(tmp_path, page):
         for k in (0, 2, 3):  # the focus moves on to the next unanswered tile by itself
             page.keyboard.press(_digit(live, files[k]))
         _wait_saved(page, 4)
+        # No wait: the next batch was chosen while this one was labeled (a 60-epoch model
+        # trains for seconds here), so it is on the page the moment the batch is submitted.
+        ready = wait_for(lambda: get_json(live.port, "/api/state")["next_batch"], timeout=120,
+                         what="the next batch chosen ahead")
+        expect(page.locator("#next-batch")).to_have_text(
+            f"next batch ready (picked by model v{ready['model_version']})")
         page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        start = time.perf_counter()
         page.keyboard.press("Enter")
-        # The worker's progress while the model trains: a percentage and the time left.
+        _wait_batch(page, 1)
+        seconds = time.perf_counter() - start
+        assert seconds < 2.0, f"submit -> next batch on the page took {seconds:.2f} s"
+        assert f"batch picked by model v{ready['model_version']}" in \
+            page.locator("#round").inner_text()
+        assert header_clear() == (True, True)  # on a new batch: row 1 and Brightness in view
+        assert page.locator(".tile.focused").get_attribute("data-index") == "0"
+        expect(page.locator("#message")).to_be_hidden()
+
+        # The model catches up in the background: a percentage and the time left.
         seen = []
         wait_for(lambda: seen.append(page.locator("#worker").inner_text()) or
                  PROGRESS.match(seen[-1]) and " left" in seen[-1],
                  timeout=120, interval=0.05, what="a progress line with the time left")
         assert all(PROGRESS.match(t) for t in set(seen) if t)
-        _wait_batch(page, 1)
-        assert header_clear() == (True, True)  # on a new batch: row 1 and Brightness in view
-        known = page.evaluate("""[formatWorker({stage: "training", fraction: 0.423, eta_seconds: 75.2}),
+        known = page.evaluate("""[
+            formatWorker({stage: "training", fraction: 0.423, eta_seconds: 75.2}),
             formatWorker({stage: "querying", fraction: 0.5, eta_seconds: null}),
             formatWorker({stage: "training", fraction: 0.999, eta_seconds: 3725}),
             formatWorker({stage: "idle", fraction: null, eta_seconds: null})]""")

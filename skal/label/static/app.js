@@ -8,7 +8,8 @@ const TOKEN = params.get("token");
 const view = {
   state: null,          // last /api/state
   round: null,          // round of the batch on screen
-  items: [],            // [{id, label, skipped, score, rank, sentence, guess, confidence, changedFrom}]
+  items: [],            // [{id, label, skipped, score, rank, sentence, guess, confidence,
+                        //   changedFrom}]
   focus: 0,
   selected: new Set(),
   undo: [],             // [[{id, label, skip, changedFrom}]]: what puts back one action
@@ -96,7 +97,9 @@ function sameAnswer(item, value) {
 // What a tile's answer line says: the answer, a change waiting for its key, or a confirmed change.
 function answerLine(item) {
   const c = view.confirm;
-  if (c && c.ids.includes(item.id)) return `${answerText(item)} → ${valueText(c.value)}? ${c.prompt}`;
+  if (c && c.ids.includes(item.id)) {
+    return `${answerText(item)} → ${valueText(c.value)}? ${c.prompt}`;
+  }
   const text = answerText(item);
   return item.changedFrom !== undefined ? `${text} (changed from ${item.changedFrom})` : text;
 }
@@ -104,7 +107,7 @@ function answerLine(item) {
 // The tile's "why": the strategy's plain-words sentence, with its number and rank one click away.
 function whyNumbers(batch, item) {
   return batch.method === "random" ? `${batch.score_name} · #${item.rank}` :
-    `${batch.score_name} ${item.score === null || item.score === undefined ? "n/a" : formatScore(item.score)} · ` +
+    `${batch.score_name} ${item.score == null ? "n/a" : formatScore(item.score)} · ` +
     `rank ${item.rank} of ${batch.pool_size}`;
 }
 
@@ -267,6 +270,10 @@ function renderHeader() {
   worker.classList.toggle("error", w.stage === "error");
   worker.textContent = formatWorker(w);
   $("retry").hidden = w.stage !== "error";
+  // The next batch, chosen ahead while this one is labeled (absent in the synchronous mode).
+  const next = s.next_batch;
+  $("next-batch").textContent = next ?
+    `next batch ready (picked by model v${next.model_version})` : "";
   const bar = $("worker-bar");
   bar.hidden = !(w.stage === "training" || w.stage === "querying");
   bar.value = w.fraction || 0;
@@ -303,10 +310,12 @@ async function refresh() {
     s = await api(`/api/state?guesses=${view.showGuess ? 1 : 0}`);
   } catch (e) {
     if (seq !== view.refreshSeq) return;
+    view.offline = true;
     say(`Cannot reach the server: ${e.message}`, true);
     return schedule(3000);
   }
   if (seq !== view.refreshSeq) return;  // a later refresh started: its reply is the newer one
+  if (view.offline) { view.offline = false; say(""); }
   const newRound = s.batch ? s.batch.round : null;
   view.state = s;
   if (newRound !== view.round || (s.batch && view.items.length !== s.batch.items.length)) {
@@ -366,9 +375,10 @@ function cancelConfirm() {
   return true;
 }
 
-function askConfirm(key, items, value, what) {
-  const again = key.startsWith("click:") ? `click “${valueText(value)}” again` : `press ${keyName(key)} again`;
-  view.confirm = {key, ids: items.map((i) => i.id), value, prompt: again};
+function askConfirm(key, items, value, what, review = false) {
+  const again = key.startsWith("click:") ? `click “${valueText(value)}” again` :
+    `press ${keyName(key)} again`;
+  view.confirm = {key, ids: items.map((i) => i.id), value, prompt: again, review};
   const old = [...new Set(items.filter(isAnswered).map(answerText))].join(", ");
   say(`${what} is saved as “${old}”. To change it to “${valueText(value)}”, ${again}; ` +
       "any other key keeps it.");
@@ -378,7 +388,8 @@ function askConfirm(key, items, value, what) {
 
 function confirmed(key, items) {
   const c = view.confirm;
-  return !!c && c.key === key && c.ids.length === items.length && items.every((i) => c.ids.includes(i.id));
+  return !!c && c.key === key && c.ids.length === items.length &&
+    items.every((i) => c.ids.includes(i.id));
 }
 
 function keyName(key) {
@@ -644,7 +655,8 @@ function renderEnlarged() {
     img.src = src;
     img.alt = `item ${item.id}, full size`;
   }
-  $("enlarged-title").textContent = `tile ${view.focus + 1} of ${view.items.length} · ${item.file}`;
+  $("enlarged-title").textContent =
+    `tile ${view.focus + 1} of ${view.items.length} · ${item.file}`;
   const answer = $("enlarged-answer");
   answer.textContent = answerLine(item);
   answer.classList.toggle("none", !isAnswered(item));
@@ -658,7 +670,8 @@ function fitEnlarged() {
   const img = $("enlarged-img");
   if (!view.enlarged || !img.complete || !img.naturalWidth) return;
   const stage = img.parentElement;
-  let scale = Math.min(stage.clientWidth / img.naturalWidth, stage.clientHeight / img.naturalHeight);
+  let scale = Math.min(stage.clientWidth / img.naturalWidth,
+                       stage.clientHeight / img.naturalHeight);
   if (scale >= 1) scale = Math.floor(scale);
   img.style.width = `${Math.round(img.naturalWidth * scale)}px`;
   img.style.height = `${Math.round(img.naturalHeight * scale)}px`;
@@ -749,8 +762,7 @@ function renderReview() {
       if (content instanceof Node) cell.append(content);
       else if (content === null) {
         cell.className = "answer";
-        cell.textContent = confirming ?
-          `${answerText(item)} → ${valueText(view.confirm.value)}? ${view.confirm.prompt}` : answerText(item);
+        cell.textContent = answerLine(item);
         if (item.note) {
           const note = document.createElement("div");
           note.className = "note " + (item.noteError ? "error" : "ok");
@@ -833,15 +845,11 @@ function reviewKey(event) {
   } else if (/^[1-9]$/.test(key) && !event.ctrlKey && !event.metaKey && item) {
     const name = view.state.classes[Number(key) - 1];
     if (name === undefined || item.label === name) return true;
-    if (view.confirm && view.confirm.key === key && view.confirm.ids[0] === item.id) {
+    if (confirmed(key, [item])) {
       view.confirm = null;
       correct(item, name);
     } else {
-      view.confirm = {key, ids: [item.id], value: {label: name}, prompt: `press “${key}” again`,
-                      review: true};
-      say(`${item.file} is saved as “${answerText(item)}”. To correct it to “${name}”, press ` +
-          `“${key}” again; any other key keeps it.`);
-      renderReview();
+      askConfirm(key, [item], {label: name}, item.file, true);
     }
   } else if (key === "Escape" || key === "l" || key === "r") {
     closeReview();
@@ -882,7 +890,8 @@ function start() {
 // The header's real height, for the tiles' scroll margin (app.css): it wraps on narrow windows.
 function trackHeader() {
   const header = document.querySelector("header");
-  const set = () => document.documentElement.style.setProperty("--header-h", `${header.offsetHeight}px`);
+  const set = () => document.documentElement.style.setProperty(
+    "--header-h", `${header.offsetHeight}px`);
   new ResizeObserver(set).observe(header);
   set();
 }
