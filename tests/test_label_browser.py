@@ -264,9 +264,14 @@ def test_enlarge_header_favicon_and_progress(tmp_path, page):
         assert int(big.get_attribute("data-id")) == ids[0]
         img = page.locator("#enlarged-img")
         expect(img).to_have_attribute("data-scale", re.compile(r"^\d+$"))
-        natural, shown, scale = img.evaluate(
-            "i => [i.naturalWidth, i.getBoundingClientRect().width, Number(i.dataset.scale)]")
-        assert natural == 12 and scale >= 10 and shown == pytest.approx(12 * scale)
+        natural, width, height, scale = img.evaluate(
+            "i => [i.naturalWidth, i.getBoundingClientRect().width, "
+            "i.getBoundingClientRect().height, Number(i.dataset.scale)]")
+        assert natural == 12 and scale >= 10  # every image pixel a whole number of screen pixels
+        assert (width, height) == (pytest.approx(12 * scale), pytest.approx(12 * scale))
+        bar = page.locator(".enlarged-bar").bounding_box()
+        assert img.bounding_box()["y"] >= bar["y"] + bar["height"] - 0.5  # all of it in view
+        assert img.bounding_box()["y"] + height <= 560 + 0.5
         style = img.evaluate(
             "i => [getComputedStyle(i).imageRendering, getComputedStyle(i).filter]")
         assert style == ["pixelated", "brightness(1.5) contrast(1)"]

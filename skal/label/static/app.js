@@ -669,9 +669,12 @@ function renderEnlarged() {
 function fitEnlarged() {
   const img = $("enlarged-img");
   if (!view.enlarged || !img.complete || !img.naturalWidth) return;
-  const stage = img.parentElement;
-  let scale = Math.min(stage.clientWidth / img.naturalWidth,
-                       stage.clientHeight / img.naturalHeight);
+  const stage = getComputedStyle(img.parentElement);  // its content box: size less padding
+  const width = img.parentElement.clientWidth - parseFloat(stage.paddingLeft) -
+    parseFloat(stage.paddingRight);
+  const height = img.parentElement.clientHeight - parseFloat(stage.paddingTop) -
+    parseFloat(stage.paddingBottom);
+  let scale = Math.min(width / img.naturalWidth, height / img.naturalHeight);
   if (scale >= 1) scale = Math.floor(scale);
   img.style.width = `${Math.round(img.naturalWidth * scale)}px`;
   img.style.height = `${Math.round(img.naturalHeight * scale)}px`;
