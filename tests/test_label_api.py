@@ -19,15 +19,25 @@ BASE = "http://127.0.0.1:8765"
 ORIGIN = {"Origin": BASE}
 
 
-@pytest.fixture
-def served(tmp_path):
-    """(project, client, truth) with the first (random) batch open."""
+def _serve(tmp_path, sync):
     project, truth = make_project(tmp_path)
-    app = create_app(project, annotator="ana", port=8765)
+    app = create_app(project, annotator="ana", port=8765, sync=sync)
     client = TestClient(app, base_url=BASE)
     state = wait_for(lambda: client.get("/api/state").json()["batch"], what="first batch")
     assert state["round"] == 0
     return project, client, truth
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(project, client, truth) with the first (random) batch open; the next is chosen ahead."""
+    return _serve(tmp_path, sync=False)
+
+
+@pytest.fixture
+def served_sync(tmp_path):
+    """The same, served with ``sync=True``: each batch after a submit from the retrained model."""
+    return _serve(tmp_path, sync=True)
 
 
 def _labels_bytes(project):
@@ -46,9 +56,15 @@ def _answer_all(client, project, truth, skip=()):
     return state
 
 
+def _settled(client):
+    """The state once the worker is idle with the next batch chosen (the person still labels)."""
+    return wait_for(lambda: (s := client.get("/api/state").json())["next_batch"]
+                    and s["worker"]["stage"] == "idle" and s, what="the next batch chosen ahead")
+
+
 def test_state_and_first_batch(served):
     project, client, _ = served
-    state = client.get("/api/state").json()
+    state = _settled(client)
     batch = state["batch"]
     assert state["classes"] == CLASSES and state["annotator"] == "ana"
     assert batch["method"] == "random" and batch["score_name"] == "random draw"
@@ -143,8 +159,8 @@ def test_stale_round_and_submit_errors(served):
     assert r.status_code == 422
 
 
-def test_submit_retrains_and_next_batch_explains_picks(served):
-    project, client, truth = served
+def test_submit_retrains_and_next_batch_explains_picks(served_sync):
+    project, client, truth = served_sync
     state = client.get("/api/state").json()
     skipped = state["batch"]["items"][0]["id"]
     _answer_all(client, project, truth, skip={skipped})
@@ -170,8 +186,49 @@ def test_submit_retrains_and_next_batch_explains_picks(served):
     assert b"<svg" in svg.content
 
 
-def test_guess_is_optional_and_recorded(served):
+def test_next_batch_is_chosen_ahead_and_opens_at_submit(served):
+    from skal.label.loop import _snapshot
+
     project, client, truth = served
+    state = _settled(client)
+    assert state["sync"] is False
+    assert state["next_batch"] == {"round": 1, "model_version": 0}  # no model yet: random
+    first = [it["id"] for it in state["batch"]["items"]]
+    ahead = list(project.next_batch()["ids"])
+    assert len(ahead) == 6 and not set(ahead) & set(first)
+    _answer_all(client, project, truth)
+    r = client.post("/api/submit", json={"round": 0}, headers=ORIGIN)
+    assert r.status_code == 202 and r.json()["open"] == 1  # open at once: no waiting
+    state = client.get("/api/state").json()
+    batch = state["batch"]
+    assert batch["round"] == 1 and [it["id"] for it in batch["items"]] == ahead
+    assert batch["model_version"] == 0 and batch["method"] == "random"
+    # The page can answer it at once, while the model catches up on batch 0.
+    r = client.post("/api/answers", headers=ORIGIN, json={"round": 1, "answers": [
+        {"id": ahead[0], "label": truth[project.files[ahead[0]]]}]})
+    assert r.status_code == 200
+    state = _settled(client)
+    # Model 1 learned batch 0 (not the answer just given: batch 1 is open) and chose batch 2.
+    assert state["model_version"] == 1 and state["next_batch"] == {"round": 2, "model_version": 1}
+    trained = [i for i in first if not project.holdout[i]]
+    assert project.model_meta["n_train"] == len(trained)
+    assert project.model_meta["train_digest"] == project.training_digest(sorted(trained))
+    chosen = project.next_batch()
+    assert chosen["method"] == "badge" and not set(chosen["ids"]) & set(ahead + first)
+    _answer_all(client, project, truth)
+    assert client.post("/api/submit", json={"round": 1}, headers=ORIGIN).json()["open"] == 2
+    batch = client.get("/api/state").json()["batch"]
+    assert [it["id"] for it in batch["items"]] == chosen["ids"]
+    assert batch["model_version"] == 1 and all(isinstance(it["score"], float)
+                                               for it in batch["items"])
+    state = _settled(client)
+    assert state["model_version"] == 2 and state["next_batch"]["model_version"] == 2
+    assert len(_snapshot(project)["ids"]) == len([i for i in first + ahead
+                                                  if not project.holdout[i]])
+
+
+def test_guess_is_optional_and_recorded(served_sync):
+    project, client, truth = served_sync
     _answer_all(client, project, truth)
     client.post("/api/submit", json={"round": 0}, headers=ORIGIN)
     wait_for(lambda: client.get("/api/state").json()["batch"], what="batch 1")
@@ -275,7 +332,8 @@ def test_two_tabs_writing_at_once_keep_the_log_whole(served):
 
 def test_server_answers_while_the_model_trains(tmp_path):
     project, truth = make_project(tmp_path, n=60, epochs=150)
-    client = TestClient(create_app(project, annotator="ana", port=8765), base_url=BASE)
+    client = TestClient(create_app(project, annotator="ana", port=8765, sync=True),
+                        base_url=BASE)
     wait_for(lambda: client.get("/api/state").json()["batch"], what="first batch")
     _answer_all(client, project, truth)
     client.post("/api/submit", json={"round": 0}, headers=ORIGIN)
@@ -297,13 +355,15 @@ def test_a_failed_retraining_is_shown_and_can_be_retried(tmp_path, monkeypatch):
     from skal.label import server as server_module
 
     project, truth = make_project(tmp_path)
-    client = TestClient(create_app(project, annotator="ana", port=8765), base_url=BASE)
+    client = TestClient(create_app(project, annotator="ana", port=8765, sync=True),
+                        base_url=BASE)
     wait_for(lambda: client.get("/api/state").json()["batch"], what="first batch")
-    assert client.post("/api/retry", headers=ORIGIN).status_code == 409  # a batch is open
+    r = client.post("/api/retry", headers=ORIGIN)
+    assert r.status_code == 409 and "nothing failed" in r.json()["detail"]
     _answer_all(client, project, truth)
     real_advance = server_module.advance
 
-    def failing(project, progress=None):
+    def failing(project, progress=None, ahead=False):
         raise MemoryError("out of memory while training")
 
     monkeypatch.setattr(server_module, "advance", failing)
@@ -401,7 +461,7 @@ def test_state_passes_sentences_and_worker_eta(served):
     from skal.label.server import Worker
 
     project, client, _ = served
-    state = client.get("/api/state").json()
+    state = _settled(client)
     assert state["worker"] == {"stage": "idle", "fraction": None, "eta_seconds": None,
                                "message": None}
     assert all("sentence" not in it for it in state["batch"]["items"])

@@ -128,6 +128,55 @@ def test_restart_resumes_batch_answers_and_model(tmp_path):
     np.testing.assert_allclose(net.predict_proba(X), load_network(project).predict_proba(X))
 
 
+def _answer(project, truth, batch):
+    project.record_answers([{"id": i, "label": truth[project.files[i]]} for i in batch["ids"]],
+                           "ana")
+    project.submit(batch["round"], "ana")
+
+
+def test_ahead_mode_never_waits_for_training_once_a_model_exists(tmp_path):
+    project, truth = make_project(tmp_path, n=60)
+    assert advance(project, ahead=True)["round"] == 0
+    assert [b["round"] for b in project.unsubmitted_batches()] == [0, 1]
+    _answer(project, truth, project.open_batch())
+    _answer(project, truth, project.open_batch())  # submitted before anything was chosen
+    assert project.open_batch() is None
+    # No model yet but labels: train first (a random batch would waste them), then ahead.
+    assert advance(project, ahead=True)["round"] == 2
+    assert [(b["round"], b["model_version"]) for b in project.batches] == \
+        [(0, 0), (1, 0), (2, 1), (3, 1)]
+    _answer(project, truth, project.open_batch())
+    _answer(project, truth, project.open_batch())
+    # A model exists (version 1, now stale): the next batch comes from it at once, then the
+    # model catches up and picks the batch after.
+    assert advance(project, ahead=True)["model_version"] == 1
+    assert [(b["round"], b["model_version"]) for b in project.batches[4:]] == [(4, 1), (5, 2)]
+    assert project.model_meta["n_train"] == sum(not project.holdout[i]
+                                                for b in project.batches[:4] for i in b["ids"])
+    picked = [i for b in project.batches for i in b["ids"]]
+    assert len(picked) == len(set(picked)) == 36  # no image in two batches
+    # A restart finds the open batch and the one chosen ahead.
+    reopened = Project(project.path)
+    assert [b["ids"] for b in reopened.unsubmitted_batches()] == \
+        [b["ids"] for b in project.batches[4:]]
+    assert reopened.round == 4 and reopened.next_batch()["round"] == 5
+
+
+def test_a_batch_never_shares_an_item_with_an_open_one(tmp_path):
+    project, _ = make_project(tmp_path)
+    advance(project, ahead=True)
+    open_ids, ahead_ids = (b["ids"] for b in project.unsubmitted_batches())
+    assert not set(open_ids) & set(project.pool_ids()) and not set(ahead_ids) & set(
+        project.pool_ids())
+    before = (project.path / "batches.jsonl").read_bytes()
+    with pytest.raises(LabelError, match="next one is chosen"):
+        project.add_batch({"ids": [int(project.pool_ids()[0])]})
+    project.batches.pop()  # as if only the open batch were there
+    with pytest.raises(LabelError, match=rf"items \[{open_ids[0]}\] are already in an open"):
+        project.add_batch({"ids": [open_ids[0]]})
+    assert (project.path / "batches.jsonl").read_bytes() == before
+
+
 def test_skipped_items_wait_for_the_cooldown(tmp_path):
     project, truth = make_project(tmp_path, n=12, batch=4, skip_cooldown=1, method="random")
     batch = advance(project)

@@ -95,6 +95,10 @@ def _add_commands(commands):
     serve.add_argument("--token", help="use this token instead of a random one")
     serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                        help="another host name the browser may use to reach this server")
+    serve.add_argument("--sync", action="store_true",
+                       help="train and query after each submit while the page waits, so every "
+                            "batch comes from a model that has seen every label (default: the "
+                            "next batch is chosen while you label and opens at once)")
 
     query = commands.add_parser(
         "query", help="the next batch as file names, for other annotation tools",
@@ -209,7 +213,7 @@ def _serve(args):
     _sync(project)
     token = args.token or new_token()
     app = create_app(project, annotator=args.annotator, host=args.host, port=args.port,
-                     token=token, allow_hosts=args.allow_host)
+                     token=token, allow_hosts=args.allow_host, sync=args.sync)
     urls = server_urls(args.host, args.port, token, args.allow_host)
     print(f"skal label: serving {project.path} at {urls[0]}  (Ctrl-C to stop)", flush=True)
     for url in urls[1:]:

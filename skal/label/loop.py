@@ -9,6 +9,20 @@ is no model, so the first batch is a random draw.
 Training and querying run without holding ``Project.lock`` (they take
 seconds to minutes); the lock is taken only to read a snapshot of the
 labels and to write the results, so the server keeps answering meanwhile.
+
+Two ways to go on after a submit (:func:`advance`):
+
+* synchronous: train on every submitted label, then query the next batch;
+  the person waits for both, and every batch comes from a model that has
+  seen every label;
+* ahead (the page's default): the next batch was already chosen while the
+  person labeled, by the newest model there was, so it opens at once; the
+  model then catches up on the new labels and chooses the batch after it.
+  Each batch records the ``model_version`` that picked it.
+
+Both leave the project files consistent at every step: a batch is one
+appended line, so a SIGKILL at any moment loses no submitted label and
+cannot put an image in two open batches.
 """
 
 from __future__ import annotations
@@ -138,11 +152,22 @@ class _Progress(Callback):
             self.report("training", min(self.done / self.total, 1.0))
 
 
+def _submitted(project, ids):
+    """``ids`` without the items of open batches (answers there may still change)."""
+    taken = [i for b in project.unsubmitted_batches() for i in b["ids"]]
+    return ids[~np.isin(ids, taken)] if taken else ids
+
+
 def _snapshot(project):
-    """What training needs, read under the lock: ids, targets, digest, held-out set."""
+    """What training needs, read under the lock: ids, targets, digest, held-out set.
+
+    Only submitted labels count (and imported or corrected ones): answers
+    in the open batch are still being given, and training on them would
+    start a new training at every keystroke.
+    """
     with project.lock:
-        ids = project.labeled_ids(holdout=False)
-        held = project.labeled_ids(holdout=True)
+        ids = _submitted(project, project.labeled_ids(holdout=False))
+        held = _submitted(project, project.labeled_ids(holdout=True))
         return {"ids": ids, "y": project.targets(ids), "digest": project.training_digest(ids),
                 "held": held, "y_held": project.targets(held), "round": project.round}
 
@@ -230,8 +255,8 @@ def _query_seed(config, round_):
     return int(np.random.SeedSequence([int(config["seed"]), int(round_)]).generate_state(1)[0])
 
 
-def query_batch(project, learner=None, progress=None):
-    """Query the next batch with the project's method and record it as the open batch.
+def query_batch(project, learner=None, progress=None, ahead=False):
+    """Query a batch with the project's method and record it: the open batch, or the next one.
 
     Parameters
     ----------
@@ -239,20 +264,26 @@ def query_batch(project, learner=None, progress=None):
     learner : modAL ActiveLearner or None
         None before any training: the batch is drawn at random.
     progress : callable, optional
+    ahead : bool, default=False
+        Choose the batch after the open one (which the pool then leaves
+        out). Without it, only a missing open batch is queried.
 
     Returns
     -------
     dict or None
-        The open batch; None when nothing is left to label.
+        The batch recorded (or the one another caller recorded first); None
+        when nothing is left to label.
     """
     from skal.query import random_sampling
 
+    slots = 2 if ahead else 1
     (progress or (lambda stage, fraction: None))("querying", 0.0)
     with project.lock:
-        if project.open_batch() is not None:
-            return project.open_batch()
+        unsubmitted = project.unsubmitted_batches()
+        if len(unsubmitted) >= slots:
+            return unsubmitted[slots - 1]
         pool = project.pool_ids()
-        round_ = project.round
+        round_ = len(project.batches)
         version = project.model_version
     if len(pool) == 0:
         return None
@@ -277,31 +308,65 @@ def query_batch(project, learner=None, progress=None):
              "guesses": None if guesses is None else [project.classes[g] for g in guesses],
              "query_seconds": round(time.perf_counter() - start, 3)}
     with project.lock:
-        if project.open_batch() is not None:  # another caller got there first
-            return project.open_batch()
+        unsubmitted = project.unsubmitted_batches()
+        if len(unsubmitted) >= slots or len(project.batches) != round_:
+            # Another caller recorded a batch meanwhile; a submit alone (one
+            # fewer open batch, same count) leaves this one valid.
+            return unsubmitted[-1] if unsubmitted else None
         return project.add_batch(batch)
 
 
-def advance(project, progress=None):
-    """Bring the project to an open batch: train if the labels changed, then query.
+def _query_learner(project, snapshot, learner):
+    """The newest model as a learner over the current labels, or None before any model.
 
-    The step after a submit, and what a restart does when it finds the last
-    batch submitted but no next one (killed while training or querying).
+    ``learner`` (the one just trained, or None) saves reading the checkpoint.
+    The labeled set is the current one even when the model is older: query
+    strategies that look at it (core-set) then avoid what is labeled now.
+    """
+    if project.model_meta is None:
+        return None
+    network = learner.estimator if learner is not None else load_network(project)
+    return _learner(project, network, snapshot["ids"], snapshot["y"], fit=False)
+
+
+def advance(project, progress=None, ahead=False):
+    """Bring the project to an open batch; with ``ahead``, also catch up and choose the next.
+
+    Synchronous (``ahead=False``): when no batch is open, train if the
+    labels changed, then query. This is also what a restart does when it
+    finds the last batch submitted but no next one.
+
+    Ahead: repeat until nothing is left to do: when no batch is open, query
+    one at once with the newest model there is (training first only when
+    there is no model yet but labels to train on); train when the submitted
+    labels changed; choose the next batch when none is chosen. A submit
+    that comes meanwhile is picked up at the next step.
 
     Returns
     -------
     dict or None
         The open batch, or None when every item is answered.
     """
+    learner = None  # the model trained in this call, if any
+    while True:
+        with project.lock:
+            unsubmitted = project.unsubmitted_batches()
+        snapshot = _snapshot(project)
+        stale = needs_training(project, snapshot)
+        if not unsubmitted:
+            if stale and not (ahead and project.model_meta is not None):
+                learner = train(project, progress, snapshot)
+            if query_batch(project, _query_learner(project, snapshot, learner), progress) is None:
+                break  # nothing left to label
+        elif not ahead:
+            break
+        elif stale:
+            learner = train(project, progress, snapshot)
+        elif len(unsubmitted) < 2:
+            if query_batch(project, _query_learner(project, snapshot, learner), progress,
+                           ahead=True) is None:
+                break
+        else:
+            break
     with project.lock:
-        if project.open_batch() is not None:
-            return project.open_batch()
-    snapshot = _snapshot(project)
-    if needs_training(project, snapshot):
-        learner = train(project, progress, snapshot)
-    elif project.model_meta is not None and len(snapshot["ids"]):
-        learner = _learner(project, load_network(project), snapshot["ids"], snapshot["y"],
-                           fit=False)
-    else:
-        learner = None
-    return query_batch(project, learner, progress)
+        return project.open_batch()

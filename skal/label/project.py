@@ -311,9 +311,9 @@ class Project:
         for record in read_jsonl(self.path / BATCHES):
             if record.get("type") == "batch":
                 self.batches.append(dict(record, submitted=False))
-            elif record.get("type") == "submit" and self.batches \
-                    and self.batches[-1]["round"] == record["round"]:
-                self.batches[-1]["submitted"] = True
+            elif record.get("type") == "submit" \
+                    and 0 <= int(record["round"]) < len(self.batches):
+                self.batches[int(record["round"])]["submitted"] = True  # a batch's round is its index
         meta_path = self.path / MODEL_DIR / MODEL_META
         self.model_meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
         self.curve = []
@@ -537,11 +537,24 @@ class Project:
         return report
 
     # -- batches ----------------------------------------------------------------
+    def unsubmitted_batches(self):
+        """The batches queried and not submitted, oldest first: the open one, then the next.
+
+        At most two: the batch being labeled and, when the model picked one
+        ahead (the page's background mode), the batch that opens when it is
+        submitted. Their items never overlap (:meth:`add_batch` refuses).
+        """
+        return [b for b in self.batches[-2:] if not b["submitted"]]
+
     def open_batch(self):
         """The batch being labeled (queried, not submitted), or None."""
-        if self.batches and not self.batches[-1]["submitted"]:
-            return self.batches[-1]
-        return None
+        unsubmitted = self.unsubmitted_batches()
+        return unsubmitted[0] if unsubmitted else None
+
+    def next_batch(self):
+        """The batch chosen ahead, which opens when the open one is submitted, or None."""
+        unsubmitted = self.unsubmitted_batches()
+        return unsubmitted[1] if len(unsubmitted) > 1 else None
 
     @property
     def round(self):
@@ -558,10 +571,13 @@ class Project:
         return 0 if self.model_meta is None else int(self.model_meta["version"])
 
     def pool_ids(self):
-        """Ids a query may pick: unanswered, or skipped more than ``skip_cooldown`` rounds ago."""
+        """Ids a query may pick: unanswered, or skipped more than ``skip_cooldown`` rounds ago.
+
+        Items of the open batch and of the batch chosen ahead are not in the pool.
+        """
         now_round = self.round
         cooldown = int(self.config["skip_cooldown"])
-        taken = set(self.open_batch()["ids"]) if self.open_batch() else set()
+        taken = {i for b in self.unsubmitted_batches() for i in b["ids"]}
         pool = []
         for i in range(self.n_items):
             record = self.answers.get(i)
@@ -574,9 +590,23 @@ class Project:
         return np.asarray(pool, dtype=np.int64)
 
     def add_batch(self, batch):
-        """Record a queried batch (``ids`` plus why/guess fields) as the open one."""
-        if self.open_batch() is not None:
-            raise LabelError("a batch is already open; submit it first.", status=409)
+        """Record a queried batch (``ids`` plus why/guess fields): open, or next when one is open.
+
+        Raises
+        ------
+        LabelError
+            409 when a batch is open and another is already chosen, or when
+            the batch shares an item with one of them (an image is never in
+            two open batches).
+        """
+        unsubmitted = self.unsubmitted_batches()
+        if len(unsubmitted) >= 2:
+            raise LabelError("a batch is open and the next one is chosen; submit first.",
+                             status=409)
+        shared = {i for b in unsubmitted for i in b["ids"]} & set(batch["ids"])
+        if shared:
+            raise LabelError(f"items {sorted(shared)[:10]} are already in an open batch.",
+                             status=409)
         record = {"type": "batch", "round": len(self.batches), "time": now(), **batch}
         append_jsonl(self.path / BATCHES, [record])
         self.batches.append(dict(record, submitted=False))

@@ -207,10 +207,20 @@ class Worker:
     'querying', 'error'), ``fraction`` of the stage done (0 to 1),
     ``eta_seconds`` (the stage's time left at its pace so far; None until
     it has made progress) and an error ``message``.
+
+    Parameters
+    ----------
+    project : Project
+    ahead : bool, default=True
+        Choose the next batch while the person labels (see
+        :func:`skal.label.loop.advance`); False: train and query after each
+        submit, while the page waits.
     """
 
-    def __init__(self, project):
-        self.project = project
+    def __init__(self, project, ahead=True):
+        self.project, self.ahead = project, ahead
+        self._running = False
+        self._again = False  # a start() came while running: run once more
         self._thread = None
         self._guard = threading.Lock()
         self._set("idle")
@@ -229,18 +239,34 @@ class Worker:
         self._set(stage, fraction)
 
     def _run(self):
-        try:
-            advance(self.project, self._progress)
-            self._set("idle")
-        except Exception as exc:  # shown on the page; the labels on disk are untouched
-            log.error("retraining failed:\n%s", traceback.format_exc())
-            self._set("error", message=f"{type(exc).__name__}: {exc}")
+        while True:
+            with self._guard:
+                self._again = False
+            try:
+                advance(self.project, self._progress, ahead=self.ahead)
+                failed = False
+            except Exception as exc:  # shown on the page; the labels on disk are untouched
+                log.error("retraining failed:\n%s", traceback.format_exc())
+                self._set("error", message=f"{type(exc).__name__}: {exc}")
+                failed = True
+            with self._guard:
+                if failed or not self._again:
+                    if not failed:
+                        self._set("idle")
+                    self._running = False
+                    return
 
     def start(self):
-        """Start a run unless one is going; returns whether one started."""
+        """Start a run, or have the running one go round again; returns whether one started.
+
+        A submit or correction that comes while a run is going is picked up
+        by that run (the labels it sees are re-read until nothing changed).
+        """
         with self._guard:
-            if self._thread is not None and self._thread.is_alive():
+            if self._running:
+                self._again = True
                 return False
+            self._running = True
             self._set("training", 0.0)
             self._thread = threading.Thread(target=self._run, name="skal-label-worker",
                                             daemon=True)
@@ -249,7 +275,7 @@ class Worker:
 
     @property
     def busy(self):
-        return self._thread is not None and self._thread.is_alive()
+        return self._running
 
     def join(self, timeout=None):
         if self._thread is not None:
@@ -291,7 +317,7 @@ def _favicon():
 
 
 def create_app(project, *, annotator, host="127.0.0.1", port=8765, token=None,
-               require_token=None, allow_hosts=(), start_worker=True):
+               require_token=None, allow_hosts=(), start_worker=True, sync=False):
     """The FastAPI application serving one project.
 
     Parameters
@@ -308,8 +334,13 @@ def create_app(project, *, annotator, host="127.0.0.1", port=8765, token=None,
     allow_hosts : sequence of str
         More host names to accept in the Host header (e.g. a DNS name).
     start_worker : bool, default=True
-        Start the worker now when no batch is open (the first batch, or
-        resuming after a restart that found the last batch submitted).
+        Start the worker now: the first batch, resuming after a restart that
+        found the last batch submitted, or (not ``sync``) choosing the next
+        batch ahead.
+    sync : bool, default=False
+        Train and query after each submit while the page waits, so every
+        batch comes from a model that has seen every label; by default the
+        next batch is chosen while the person labels and opens at once.
 
     Returns
     -------
@@ -321,7 +352,7 @@ def create_app(project, *, annotator, host="127.0.0.1", port=8765, token=None,
         require_token = host not in LOOPBACK
     hostnames = allowed_hostnames(host, allow_hosts)
     files = _static_files()
-    worker = Worker(project)
+    worker = Worker(project, ahead=not sync)
     app = FastAPI(title="skal label", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.project, app.state.worker, app.state.token = project, worker, token
 
@@ -417,15 +448,16 @@ def create_app(project, *, annotator, host="127.0.0.1", port=8765, token=None,
     def submit(body: SubmitIn):
         with project.lock:
             batch = project.submit(body.round, annotator)
+            opened = project.open_batch()
         worker.start()
-        return {"submitted": batch["round"], "worker": worker.status()}
+        return {"submitted": batch["round"], "open": None if opened is None else opened["round"],
+                "worker": worker.status()}
 
     @app.post("/api/retry", status_code=202)
     def retry():
         """Start training and querying again after a failure (the page's Retry button)."""
-        with project.lock:
-            if project.open_batch() is not None:
-                raise LabelError("a batch is open; there is nothing to retry.", status=409)
+        if worker.status()["stage"] != "error":
+            raise LabelError("nothing failed, so there is nothing to retry.", status=409)
         if not worker.start():
             raise LabelError("the model is already training or querying.", status=409)
         return {"worker": worker.status()}
@@ -447,6 +479,8 @@ def create_app(project, *, annotator, host="127.0.0.1", port=8765, token=None,
         with project.lock:
             record = project.correct(body.id, body.label, annotator)
             counts = project.counts()
+        if not sync:  # the model catches up now; in sync mode at the next submit
+            worker.start()
         return {"corrected": {k: record[k] for k in ("id", "label", "time", "previous")},
                 "counts": counts}
 
@@ -473,14 +507,14 @@ def create_app(project, *, annotator, host="127.0.0.1", port=8765, token=None,
         return Response(body, media_type="application/x-ndjson", headers={
             "Content-Disposition": 'attachment; filename="labels.jsonl"'})
 
-    if start_worker and project.open_batch() is None:
+    if start_worker and (not sync or project.open_batch() is None):
         worker.start()
     return app
 
 
 def _state(project, worker, annotator, guesses):
     """The page's view of the project (called under the lock)."""
-    batch = project.open_batch()
+    batch, ahead = project.open_batch(), project.next_batch()
     items = []
     if batch is not None:
         for k, item_id in enumerate(batch["ids"]):
@@ -504,8 +538,11 @@ def _state(project, worker, annotator, guesses):
             "score_name": batch.get("score_name"), "description": batch.get("description"),
             "pool_size": batch.get("pool_size"), "model_version": batch["model_version"],
             "items": items, "unanswered": len(project.unanswered(batch))},
+        "next_batch": None if ahead is None else {"round": ahead["round"],
+                                                  "model_version": ahead["model_version"]},
         "counts": project.counts(),
         "worker": worker.status(),
+        "sync": not worker.ahead,
         "accuracy": {"value": accuracy, "n_holdout": n_holdout,
                      "min_holdout": int(project.config["min_holdout"])},
         "curve_points": len(project.curve),
