@@ -168,7 +168,38 @@ def test_label_a_batch_in_chromium(live, page):
     assert not set(new_files) & set(files)
     assert _focused(page) == 0  # a new batch: the first tile without an answer
     expect(page.locator("#message")).to_be_hidden()  # "Batch submitted…" went with the new batch
-    assert "rank" in page.locator(".tile .why").first.inner_text()
+    # Batch 1 was chosen while batch 0 was labeled, before any model: a random draw. Once
+    # the model trained on batch 0 has chosen batch 2, the tiles say why it picked them.
+    assert page.locator(".tile .why").first.inner_text() == "random draw · #1"
+    for file in new_files:
+        page.keyboard.press(_digit(live, file))
+    _wait_saved(page, 4)
+    wait_for(lambda: (get_json(live.port, "/api/state")["next_batch"] or {}).get("model_version"),
+             timeout=120, what="batch 2 chosen by a trained model")
+    page.keyboard.press("Enter")
+    _wait_batch(page, 2)
+    assert "batch picked by model v1" in page.locator("#round").inner_text()
+    why = page.locator(".tile .why").first
+    assert re.fullmatch(r"\S.* · rank 1 of \d+", why.text_content())
+    numbers = why.text_content()
+
+    # With a plain-words sentence (the strategy's "why"), the sentence is the text and the
+    # number one click away: here the server's reply gets one sentence per item.
+    def with_sentences(route):
+        state = route.fetch().json()
+        for k, item in enumerate(state["batch"]["items"]):
+            item["sentence"] = f"the model is torn on this one ({k})"
+        route.fulfill(json=state)
+
+    page.route("**/api/state*", with_sentences)
+    page.reload()
+    page.wait_for_selector(".tile .why .sentence >> nth=3")
+    why = page.locator(".tile .why").first
+    assert why.locator(".sentence").inner_text() == "the model is torn on this one (0)"
+    assert why.locator(".numbers").is_hidden()  # inside a closed <details>
+    why.locator("summary").click()
+    expect(why.locator(".numbers")).to_be_visible()
+    assert why.locator(".numbers").inner_text() == numbers
     assert page.errors == [] and page.failed == []
 
     final = live.labels()
@@ -322,6 +353,7 @@ def test_enlarge_header_favicon_and_progress(tmp_path, page):
         page.keyboard.press("Enter")
         _wait_batch(page, 1)
         seconds = time.perf_counter() - start
+        print(f"submit -> next batch on the page: {seconds:.2f} s")
         assert seconds < 2.0, f"submit -> next batch on the page took {seconds:.2f} s"
         assert f"batch picked by model v{ready['model_version']}" in \
             page.locator("#round").inner_text()
