@@ -56,15 +56,16 @@ def browser():
 class Live:
     """A served project: its folder, port, the images' true classes and the server process."""
 
-    def __init__(self, tmp_path, **settings):
+    def __init__(self, tmp_path, serve_args=(), **settings):
         self.project, self.truth = make_project(tmp_path, n=30, batch=4, **settings)
+        self.serve_args = serve_args
         self.path = self.project.path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.start()
 
     def start(self):
-        self.server = start_server(self.path, self.port)
+        self.server = start_server(self.path, self.port, *self.serve_args)
         wait_for_batch(self.port, self.project.round)
 
     def kill(self):
@@ -450,3 +451,29 @@ def test_review_and_correct_submitted_labels(live, page):
     expect(page.locator("#grid")).to_be_visible()
     assert _focused(page) == 0
     assert page.errors == [] and page.failed == []
+
+
+def test_sync_mode_says_it_waits_until_the_next_batch_is_there(tmp_path, page):
+    """``serve --sync``: after a submit the page says the model is picking the next batch;
+    the message goes when that batch is on the page."""
+    from playwright.sync_api import expect
+
+    live = Live(tmp_path, serve_args=("--sync",), epochs=20)
+    try:
+        files = _open(page, live)
+        for file in files:
+            page.keyboard.press(_digit(live, file))
+        _wait_saved(page, 4)
+        assert get_json(live.port, "/api/state")["next_batch"] is None  # nothing chosen ahead
+        page.keyboard.press("Enter")
+        message = page.locator("#message")
+        expect(message).to_have_text(
+            "Batch submitted. The model is picking the next batch; it appears here.")
+        expect(page.locator(".grid.empty")).to_have_text("Waiting for the next batch…")
+        _wait_batch(page, 1)
+        expect(message).to_be_hidden()
+        assert "batch picked by model v1" in page.locator("#round").inner_text()
+        assert _focused(page) == 0
+        assert page.errors == [] and page.failed == []
+    finally:
+        live.kill()
