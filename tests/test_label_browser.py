@@ -270,8 +270,24 @@ def test_a_key_never_silently_overwrites_a_saved_label(live, page):
     page.keyboard.press(_digit(live, files[3]))
     wait_for(lambda: files[3] in live.labels(), what="tile 3 on disk")
     final = live.labels()
-    assert [final[f]["label"] for f in files] == [new, live.truth[files[1]], other,
-                                                  live.truth[files[3]]]
+    expected = [new, live.truth[files[1]], other, live.truth[files[3]]]
+    assert [final[f]["label"] for f in files] == expected
+
+    # Select all, then a class: the tiles it would change ask first; nothing is written.
+    lines = (live.path / "labels.jsonl").read_text()
+    page.keyboard.press("a")
+    page.keyboard.press("1")
+    changing = [k for k in range(4) if expected[k] != CLASSES[0]]
+    assert changing  # the project's seed fixes the batch: some tiles are not "dark"
+    expect(page.locator(".tile.confirming")).to_have_count(len(changing))
+    assert [int(t.get_attribute("data-index")) for t in
+            page.locator(".tile.confirming").all()] == changing
+    expect(page.locator("#message")).to_contain_text(
+        f"{len(changing)} of the selected tiles are saved as" if len(changing) > 1 else
+        f"Tile {changing[0] + 1} is saved as")
+    page.keyboard.press("Escape")
+    expect(page.locator(".tile.confirming")).to_have_count(0)
+    assert (live.path / "labels.jsonl").read_text() == lines
     assert page.errors == []
 
 

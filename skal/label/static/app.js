@@ -94,10 +94,16 @@ function sameAnswer(item, value) {
   return (item.label || null) === (value.label || null) && !!item.skipped === !!value.skip;
 }
 
+// Whether the item's saved answer would change by the key waiting for confirmation.
+function isConfirming(item) {
+  const c = view.confirm;
+  return !!c && c.ids.includes(item.id) && !sameAnswer(item, c.value);
+}
+
 // What a tile's answer line says: the answer, a change waiting for its key, or a confirmed change.
 function answerLine(item) {
   const c = view.confirm;
-  if (c && c.ids.includes(item.id)) {
+  if (isConfirming(item)) {
     return `${answerText(item)} → ${valueText(c.value)}? ${c.prompt}`;
   }
   const text = answerText(item);
@@ -137,7 +143,7 @@ function renderTile(tile, item, index) {
   tile.classList.toggle("skipped", !!item.skipped);
   tile.classList.toggle("focused", index === view.focus);
   tile.classList.toggle("selected", view.selected.has(item.id));
-  tile.classList.toggle("confirming", !!view.confirm && view.confirm.ids.includes(item.id));
+  tile.classList.toggle("confirming", isConfirming(item));
   tile.classList.toggle("changed", item.changedFrom !== undefined);
   const answer = tile.querySelector(".answer");
   answer.textContent = answerLine(item);
@@ -364,8 +370,9 @@ function schedule(ms) {
 
 // ---- answering ------------------------------------------------------------------------
 // A saved answer changes only by a deliberate act: the same key (or button) twice in a row.
-// (Prodigy and Label Studio never let a stray key rewrite an accepted answer; a second press
-// keeps keyboard labeling fast while a slip lands on the prompt, not on disk.)
+// Prodigy changes an answer only after going back to it (undo), Label Studio only through its
+// Update button: never by a stray key. A second press keeps keyboard labeling fast, and a slip
+// lands on a visible prompt, not on disk.
 function cancelConfirm() {
   if (!view.confirm) return false;
   view.confirm = null;
@@ -375,12 +382,13 @@ function cancelConfirm() {
   return true;
 }
 
-function askConfirm(key, items, value, what, review = false) {
+function askConfirm(key, items, value, what) {
   const again = key.startsWith("click:") ? `click “${valueText(value)}” again` :
     `press ${keyName(key)} again`;
-  view.confirm = {key, ids: items.map((i) => i.id), value, prompt: again, review};
-  const old = [...new Set(items.filter(isAnswered).map(answerText))].join(", ");
-  say(`${what} is saved as “${old}”. To change it to “${valueText(value)}”, ${again}; ` +
+  view.confirm = {key, ids: items.map((i) => i.id), value, prompt: again};
+  const changing = items.filter((i) => isAnswered(i) && !sameAnswer(i, value));
+  const old = [...new Set(changing.map(answerText))].join(", ");
+  say(`${what} saved as “${old}”. To change it to “${valueText(value)}”, ${again}; ` +
       "any other key keeps it.");
   renderTiles();
   renderReview();
@@ -446,8 +454,8 @@ async function assign(value, key) {
   if (!items.length) return;
   const changing = items.filter((i) => isAnswered(i) && !sameAnswer(i, value));
   if (changing.length && !confirmed(key, items)) {
-    const what = changing.length === 1 ? `Tile ${view.items.indexOf(changing[0]) + 1}` :
-      `${changing.length} of the selected tiles`;
+    const what = changing.length === 1 ? `Tile ${view.items.indexOf(changing[0]) + 1} is` :
+      `${changing.length} of the selected tiles are`;
     askConfirm(key, items, value, what);
     return;
   }
@@ -660,7 +668,7 @@ function renderEnlarged() {
   const answer = $("enlarged-answer");
   answer.textContent = answerLine(item);
   answer.classList.toggle("none", !isAnswered(item));
-  answer.classList.toggle("confirming", !!view.confirm && view.confirm.ids.includes(item.id));
+  answer.classList.toggle("confirming", isConfirming(item));
   fitEnlarged();
 }
 
@@ -752,8 +760,7 @@ function renderReview() {
     row.dataset.id = item.id;
     row.dataset.index = k;
     row.classList.toggle("focused", k === r.focus);
-    const confirming = view.confirm && view.confirm.review && view.confirm.ids.includes(item.id);
-    row.classList.toggle("confirming", !!confirming);
+    row.classList.toggle("confirming", isConfirming(item));
     const thumb = document.createElement("img");
     thumb.className = "thumb";
     thumb.alt = `item ${item.id}`;
@@ -852,7 +859,7 @@ function reviewKey(event) {
       view.confirm = null;
       correct(item, name);
     } else {
-      askConfirm(key, [item], {label: name}, item.file, true);
+      askConfirm(key, [item], {label: name}, `${item.file} is`);
     }
   } else if (key === "Escape" || key === "l" || key === "r") {
     closeReview();
