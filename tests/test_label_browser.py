@@ -356,6 +356,9 @@ def test_enlarge_header_favicon_and_progress(tmp_path, page):
         page.keyboard.press("ArrowUp")  # from row 2 (tile 3) up to tile 0, scrolled into view
         assert _focused(page) == 0
         assert header_clear()[0]
+        header = page.locator("header").bounding_box()
+        gap = tiles.nth(0).bounding_box()["y"] - (header["y"] + header["height"])
+        assert 0 <= gap <= 8.5  # just below the header (app.css: its height + 8 px), not lower
         for k in (0, 2, 3):  # the focus moves on to the next unanswered tile by itself
             page.keyboard.press(_digit(live, files[k]))
         _wait_saved(page, 4)

@@ -550,7 +550,7 @@ function moveFocus(index, extend) {
 }
 
 function scrollToFocus() {
-  // block "nearest" with the tiles' scroll-margin (the header's real height, app.css):
+  // block "nearest" within the page's scroll-padding (the header's real height, app.css):
   // a tile in row 1 is never left under the sticky header.
   const tile = document.querySelector(`.tile[data-index="${view.focus}"]`);
   if (tile) tile.scrollIntoView({block: "nearest"});
@@ -897,7 +897,7 @@ function start() {
   refresh();
 }
 
-// The header's real height, for the tiles' scroll margin (app.css): it wraps on narrow windows.
+// The header's real height, for the page's scroll padding (app.css): it wraps on narrow windows.
 function trackHeader() {
   const header = document.querySelector("header");
   const set = () => document.documentElement.style.setProperty(
