@@ -374,6 +374,8 @@ def _state(project, worker, annotator, guesses):
                     "rank": batch["ranks"][k]}
             if batch.get("sentences") is not None:
                 item["sentence"] = batch["sentences"][k]
+            if batch.get("of") is not None:  # the candidates at that pick's step
+                item["of"] = batch["of"][k]
             if guesses and batch.get("guesses") is not None:
                 item.update(guess=batch["guesses"][k], confidence=batch["confidences"][k])
             items.append(item)

@@ -111,10 +111,11 @@ function answerLine(item) {
 }
 
 // The tile's "why": the strategy's plain-words sentence, with its number and rank one click away.
+// "of" is the number of candidates at that pick's step (a cluster's size for the cluster
+// rules); older batches lack it and ranked the whole pool.
 function whyNumbers(batch, item) {
-  return batch.method === "random" ? `${batch.score_name} · #${item.rank}` :
-    `${batch.score_name} ${item.score == null ? "n/a" : formatScore(item.score)} · ` +
-    `rank ${item.rank} of ${batch.pool_size}`;
+  return `${batch.score_name} ${item.score == null ? "n/a" : formatScore(item.score)} · ` +
+    `rank ${item.rank} of ${item.of ?? batch.pool_size}`;
 }
 
 function buildWhy(batch, item) {
