@@ -73,3 +73,32 @@ def test_the_writer_gives_the_mode_open_gives_without_touching_the_umask(tmp_pat
     monkeypatch.setattr(os, "umask", no_umask)
     results.atomic_write(tmp_path / "atomic", lambda fh: fh.write(b"x"))
     assert (tmp_path / "atomic").stat().st_mode == (tmp_path / "plain").stat().st_mode
+
+
+# ----------------------------------------------------------------------------
+# One missing_requirements
+# ----------------------------------------------------------------------------
+
+
+def test_one_missing_requirements_with_one_return_type():
+    import skal.query
+    import skal.query._base
+    from sklearn.linear_model import LogisticRegression
+
+    from skal.estimator import ImageClassifier
+    from skal.query import REQUIREMENTS, check_requirements, missing_requirements
+
+    assert not hasattr(skal.query._base, "missing_requirements")
+    # scal needs embeddings and a loss head: a logistic regression has neither; the
+    # dict lists both, in REQUIREMENTS' order, with REQUIREMENTS' descriptions.
+    missing = missing_requirements("scal", LogisticRegression())
+    assert missing == {"loss_head": "a loss-prediction head (predict_loss)",
+                       "embedding": "penultimate-layer embeddings (embed)"}
+    assert list(missing) == [need for need in REQUIREMENTS if need in missing]
+    # The checker refuses with the first of them.
+    with pytest.raises(ValueError, match="scal needs a loss-prediction head"):
+        check_requirements("scal", LogisticRegression())
+    multi = ImageClassifier("small_cnn", n_classes=3, multi_label=True)
+    assert missing_requirements("badge", multi) == {
+        "single_label": "single-label output (one class per item)"}
+    assert missing_requirements("margin", multi) == {}
