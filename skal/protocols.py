@@ -6,6 +6,8 @@ but trains a small CNN for a few epochs, so a whole run fits on two CPU cores.
 :func:`build_experiment` builds, for a preset, a method, a dataset and a
 trial seed, the estimator and the :class:`~skal.experiment.ActiveLearningClassifier`
 around it; the command line and the benchmark runner both call it.
+:func:`build_estimator`, which it calls, is the one factory of networks:
+labeling projects build theirs with it too.
 
 Examples
 --------
@@ -278,8 +280,15 @@ def get_preset(name):
 
 
 def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, model=None,
-                    device="auto", dropout=None, loss_weight=None, callbacks=()):
-    """The network a preset trains for ``method`` on a dataset.
+                    device="auto", dropout=None, loss_weight=None, callbacks=(), n_classes=None,
+                    n_channels=None, lr=None, batch_size=None, warm_start=False,
+                    estimator_types=None):
+    """The network a preset trains for ``method``: the one factory of skal's networks.
+
+    Experiments (:func:`build_experiment`), benchmark grids and labeling
+    projects (:func:`skal.label.loop.build_network`) all build their network
+    here, so each gets the preset's optimiser, learning-rate schedule and
+    ``min_epoch_size``; what a caller changes is an argument below.
 
     Parameters
     ----------
@@ -288,7 +297,9 @@ def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, mod
         A registered query strategy; methods that need a loss head (LL4AL,
         SCAL) get a :class:`~skal.estimator.LossPredictionClassifier`, the
         others an :class:`~skal.estimator.ImageClassifier`.
-    info : DatasetInfo or str
+    info : DatasetInfo, str or None
+        The MedMNIST dataset; None for images that are no MedMNIST dataset
+        (a labeling project's): then give ``n_classes`` and ``budget``.
     seed : int
         The trial's seed (the estimator's ``random_state``).
     epochs, budget, model : optional overrides of the preset
@@ -302,6 +313,14 @@ def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, mod
         ``--weight``); the preset's (1.0) by default, unused by the others.
     callbacks : sequence of (name, skorch callback)
         Extra callbacks, e.g. a progress bar.
+    n_classes : int, optional
+        The number of classes; by default the dataset's.
+    n_channels, lr, batch_size : optional overrides of the preset
+    warm_start : bool, default=False
+        The estimator's ``warm_start`` (an experiment sets it from its own).
+    estimator_types : (type, type), optional
+        Subclasses to build instead of ``(ImageClassifier,
+        LossPredictionClassifier)``.
 
     Returns
     -------
@@ -310,8 +329,11 @@ def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, mod
     """
     preset = get_preset(preset)
     info = dataset_info(info) if isinstance(info, str) else info
+    if info is None and (n_classes is None or budget is None):
+        raise TypeError("build_estimator without a dataset needs n_classes and budget.")
     epochs = preset.epochs if epochs is None else int(epochs)
     budget = preset.budget(info) if budget is None else int(budget)
+    image_type, loss_type = estimator_types or (ImageClassifier, LossPredictionClassifier)
     needs = strategy_requirements(method)
     if dropout is None:
         dropout = preset.mc_dropout if "dropout" in needs else 0.0
@@ -319,29 +341,30 @@ def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, mod
     schedule = LRScheduler(policy=MultiStepLR, milestones=milestones, gamma=preset.lr_gamma)
     params = dict(
         module=model or preset.model,
-        n_classes=info.n_classes,
-        n_channels=preset.n_channels,
+        n_classes=info.n_classes if n_classes is None else int(n_classes),
+        n_channels=preset.n_channels if n_channels is None else int(n_channels),
         dropout=dropout,
-        multi_label=info.is_multilabel,
+        multi_label=info is not None and info.is_multilabel,
         random_state=seed,
-        lr=preset.lr,
+        lr=preset.lr if lr is None else float(lr),
         max_epochs=epochs,
-        batch_size=preset.batch_size,
+        batch_size=preset.batch_size if batch_size is None else int(batch_size),
         min_epoch_size=preset.min_epoch_size,
         optimizer__momentum=preset.momentum,
         optimizer__weight_decay=preset.weight_decay,
+        warm_start=warm_start,
         device=device,
         callbacks=[("lr_scheduler", schedule), *callbacks],
     )
     if "loss_head" not in needs:
-        return ImageClassifier(**params)
+        return image_type(**params)
     head = dict(preset.loss_head)
     head["epoch_loss"] = preset.scaled(head["epoch_loss"], epochs)
     if loss_weight is not None:
         head["loss_weight"] = float(loss_weight)
     if method == "scal":
         head.update(trim_size=scal_trim_size(budget), finetune_epochs=preset.scal_finetune_epochs)
-    return LossPredictionClassifier(**params, **head)
+    return loss_type(**params, **head)
 
 
 def build_experiment(preset, method, info, seed, *, epochs=None, budget=None, cycles=None,

@@ -102,3 +102,70 @@ def test_one_missing_requirements_with_one_return_type():
     assert missing_requirements("badge", multi) == {
         "single_label": "single-label output (one class per item)"}
     assert missing_requirements("margin", multi) == {}
+
+
+# ----------------------------------------------------------------------------
+# One network factory
+# ----------------------------------------------------------------------------
+
+
+def _comparable(params):
+    """get_params(deep=True) with objects (callbacks, their policies) as their class and params."""
+    out = {}
+    for key, value in params.items():
+        if key == "callbacks":
+            value = [(name, type(cb), cb.get_params()) for name, cb in value]
+        elif hasattr(value, "get_params") and not isinstance(value, type):
+            value = (type(value), value.get_params())
+        out[key] = value
+    return out
+
+
+def test_a_labeling_projects_network_has_the_presets_schedule_and_epoch_size(tmp_path):
+    from skorch.callbacks import LRScheduler
+    from torch.optim.lr_scheduler import MultiStepLR
+
+    from skal.label.loop import build_network
+    from skal.label.project import create_project
+    from skal.protocols import get_preset
+    from label_support import CLASSES, make_image_folder
+
+    folder, _ = make_image_folder(tmp_path, n=8)
+    project, _ = create_project(tmp_path / "p", images=folder, classes=CLASSES, size=12,
+                                method="margin", epochs=5)
+    assert project.config["preset"] == "fast"
+    net = build_network(project.config)
+    fast = get_preset("fast")
+    assert net.min_epoch_size == fast.min_epoch_size == 400
+    schedules = [cb for name, cb in net.callbacks if name == "lr_scheduler"]
+    assert len(schedules) == 1 and isinstance(schedules[0], LRScheduler)
+    assert schedules[0].policy is MultiStepLR
+    # fast's milestone 6 of 8 epochs, scaled to the project's 5: round(6 * 5 / 8) = 4.
+    assert schedules[0].kwargs == {"milestones": [4], "gamma": fast.lr_gamma}
+    assert net.get_params()["optimizer__momentum"] == fast.momentum
+    assert net.get_params()["optimizer__weight_decay"] == fast.weight_decay
+    assert net.warm_start is True
+
+
+@pytest.mark.parametrize("method", ["margin", "bald", "scal"])
+def test_experiment_and_labeling_project_build_the_same_network(method):
+    from skal.label.loop import build_network
+    from skal.label.project import DEFAULTS
+    from skal.protocols import build_experiment, get_preset
+
+    fast = get_preset("fast")
+    dropout = fast.mc_dropout if method == "bald" else 0.0
+    config = {**DEFAULTS, "method": method, "classes": ["benign", "malignant"], "channels": 3,
+              "batch": 10, "epochs": 6, "seed": 3, "dropout": dropout,
+              "model": fast.model, "lr": fast.lr, "batch_size": fast.batch_size}
+    labeling = build_network(config)
+    experiment = build_experiment("fast", method, "breastmnist", 3, epochs=6, budget=10).estimator
+    assert type(labeling).__mro__[1:].count(type(experiment)) == 1  # the same class, shared pass
+    ours = _comparable(labeling.get_params())
+    theirs = _comparable(experiment.get_params())
+    # The one difference: a labeling project warm-starts by itself; an experiment
+    # sets its estimator's warm_start in fit.
+    assert (ours.pop("warm_start"), theirs.pop("warm_start")) == (True, False)
+    assert ours == theirs
+    if method == "scal":
+        assert ours["trim_size"] == 2 and ours["finetune_epochs"] == fast.scal_finetune_epochs

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import time
 
 import numpy as np
@@ -83,11 +82,15 @@ _NETWORKS = None
 
 
 def build_network(config, callbacks=()):
-    """An unfitted network for a project's settings.
+    """An unfitted network for a project's settings, from skal's one factory.
 
-    A method that needs a loss-prediction head (ll4al, scal) gets a
-    :class:`~skal.estimator.LossPredictionClassifier`, the others an
-    :class:`~skal.estimator.ImageClassifier`; both warm-start across rounds.
+    :func:`skal.protocols.build_estimator` builds it from the project's
+    preset (``config['preset']``; projects made before it was recorded use
+    :data:`~skal.label.project.DEFAULTS`'), so it trains as an experiment
+    with that preset does (learning-rate schedule, ``min_epoch_size``,
+    optimiser, loss head), with the project's own model, epochs, learning
+    rate, batch size, dropout, seed, image channels and classes; the batch
+    is the budget (SCAL's trim size). It warm-starts across rounds.
 
     Parameters
     ----------
@@ -97,21 +100,22 @@ def build_network(config, callbacks=()):
 
     Returns
     -------
-    ImageClassifier
+    ImageClassifier or LossPredictionClassifier
+        Whose pool pass is shared by the query and its explanation.
     """
-    from skal.query import strategy_requirements
+    from skal.label.project import DEFAULTS
+    from skal.protocols import build_estimator
 
     global _NETWORKS
     if _NETWORKS is None:
         _NETWORKS = _network_classes()
-    image, loss = _NETWORKS
-    cls = loss if "loss_head" in strategy_requirements(config["method"]) else image
-    return cls(config["model"], n_classes=len(config["classes"]),
-               n_channels=int(config["channels"]), dropout=float(config["dropout"]),
-               max_epochs=int(config["epochs"]), lr=float(config["lr"]),
-               batch_size=int(config["batch_size"]), warm_start=True,
-               random_state=int(config["seed"]), device=config.get("device", "auto"),
-               callbacks=list(callbacks) or None)
+    return build_estimator(
+        config.get("preset", DEFAULTS["preset"]), config["method"], None, int(config["seed"]),
+        n_classes=len(config["classes"]), budget=int(config["batch"]),
+        model=config["model"], epochs=int(config["epochs"]), lr=float(config["lr"]),
+        batch_size=int(config["batch_size"]), n_channels=int(config["channels"]),
+        dropout=float(config["dropout"]), device=config.get("device", "auto"),
+        warm_start=True, callbacks=list(callbacks), estimator_types=_NETWORKS)
 
 
 def load_network(project, callbacks=()):
@@ -127,10 +131,18 @@ def load_network(project, callbacks=()):
 
 
 class _Progress(Callback):
-    """Reports the fraction of training batches done (skorch callback)."""
+    """Reports the fraction of training batches done (skorch callback).
 
-    def __init__(self, report, total):
-        self.report, self.total, self.done = report, max(int(total), 1), 0
+    The number of batches is the network's own (its iterator's length, which
+    counts ``min_epoch_size``'s extra passes), times its epochs.
+    """
+
+    def __init__(self, report):
+        self.report, self.total, self.done = report, 1, 0
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        batches = len(net.get_iterator(net.get_dataset(X, y), training=True))
+        self.total, self.done = max(net.max_epochs * batches, 1), 0
 
     def on_batch_end(self, net, batch=None, training=None, **kwargs):
         if training:
@@ -196,8 +208,7 @@ def train(project, progress=None, snapshot=None):
     config = project.config
     ids, y = snapshot["ids"], snapshot["y"]
     report = progress or (lambda stage, fraction: None)
-    steps = int(config["epochs"]) * math.ceil(len(ids) / int(config["batch_size"]))
-    callbacks = [("label_progress", _Progress(report, steps))]
+    callbacks = [("label_progress", _Progress(report))]
     net = load_network(project, callbacks) or build_network(config, callbacks)
     report("training", 0.0)
     start = time.perf_counter()

@@ -58,6 +58,7 @@ LOCK = ".lock"
 
 #: Settings a project gets unless ``init`` is told otherwise.
 DEFAULTS = {
+    "preset": "fast",  # the protocol of skal.protocols the network trains by
     "method": "badge",
     "batch": 20,
     "model": "small_cnn",
