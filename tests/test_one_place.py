@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 
+import numpy as np
 import pytest
 
 from skal import results
@@ -169,3 +170,85 @@ def test_experiment_and_labeling_project_build_the_same_network(method):
     assert ours == theirs
     if method == "scal":
         assert ours["trim_size"] == 2 and ours["finetune_epochs"] == fast.scal_finetune_epochs
+
+
+# ----------------------------------------------------------------------------
+# Each settings rule declared once
+# ----------------------------------------------------------------------------
+
+# (rule, a value that breaks it, the command line's flag, the labeling project's
+# option, the experiment's or estimator's parameter)
+BAD = [
+    ("budget", 0, "--budget", "--batch", "query_size"),
+    ("cycles", 0, "--cycles", None, "n_cycles"),
+    ("epochs", 0, "--epochs", "--epochs", None),
+    ("dropout", 1.5, "--dropout", "--dropout", "dropout"),
+    ("seed", -1, "--seed", "--seed", None),
+    ("seed", 2**32, "--seed", "--seed", None),
+    ("lr", 0.0, None, "--lr", "lr"),
+    ("batch_size", 0, None, "--batch-size", "batch_size"),
+    ("loss_weight", -0.5, "--weight", None, "loss_weight"),
+    ("loss_weight", float("nan"), "--weight", None, "loss_weight"),
+]
+
+
+def test_the_callers_constraints_are_the_rules_themselves():
+    from skal.estimator import ImageClassifier, LossPredictionClassifier
+    from skal.experiment import ActiveLearningClassifier
+    from skal.settings import RULES
+
+    experiment = ActiveLearningClassifier._parameter_constraints
+    assert experiment["query_size"] is RULES["budget"].constraints
+    assert experiment["n_initial"][:-1] == RULES["budget"].constraints
+    assert experiment["n_cycles"] is RULES["cycles"].constraints
+    for name in ("dropout", "lr", "batch_size"):
+        assert ImageClassifier._parameter_constraints[name] is RULES[name].constraints
+    assert (LossPredictionClassifier._parameter_constraints["loss_weight"]
+            is RULES["loss_weight"].constraints)
+
+
+@pytest.mark.parametrize("rule, value, flag, option, parameter", BAD)
+def test_every_caller_refuses_the_same_bad_value_naming_its_parameter(
+        tmp_path, capsys, rule, value, flag, option, parameter):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from skal.cli import run_main
+    from skal.estimator import ImageClassifier, LossPredictionClassifier
+    from skal.experiment import ActiveLearningClassifier
+    from skal.label.project import LabelError, create_project
+    from skal.runner import SettingsError, check_settings
+    from skal.settings import RULES
+    from label_support import CLASSES, make_image_folder
+
+    says = RULES[rule].says
+    if flag is not None:
+        keyword = {"--weight": "loss_weight"}.get(flag, flag[2:])
+        with pytest.raises(SettingsError) as info:
+            check_settings(**{keyword: value})
+        assert str(info.value) == f"{flag} must be {says}, got {value}."
+        # The command line: the same message, one line, exit status 2, nothing trained.
+        assert run_main(["--method", "random", "--dataset", "breastmnist", "--out",
+                         str(tmp_path / "out"), "--quiet", flag, str(value)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"main.py: error: {flag} must be {says}, got {value}."
+        assert not (tmp_path / "out").exists()
+    if option is not None:
+        folder, _ = make_image_folder(tmp_path, n=4)
+        key = option[2:].replace("-", "_")
+        with pytest.raises(LabelError) as info:
+            create_project(tmp_path / "p", images=folder, classes=CLASSES, size=12,
+                           **{key: value})
+        assert str(info.value) == f"{option} must be {says}, got {value}."
+        assert not (tmp_path / "p").exists()
+    if parameter is not None:
+        X, y = np.zeros((6, 8, 8), np.uint8), np.array([0, 1] * 3)
+        if parameter in ("query_size", "n_cycles"):
+            model = ActiveLearningClassifier(LogisticRegression(), **{parameter: value})
+            X = X.reshape(6, -1)
+        elif parameter == "loss_weight":
+            model = LossPredictionClassifier("small_cnn", n_classes=2, loss_weight=value)
+        else:
+            model = ImageClassifier("small_cnn", n_classes=2, **{parameter: value})
+        with pytest.raises(InvalidParameterError, match=f"The '{parameter}' parameter of "):
+            model.fit(X, y)

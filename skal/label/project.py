@@ -118,23 +118,18 @@ def _check_classes(classes):
 
 
 def _check_settings(settings):
-    """Validate numeric settings; one message per bad value, naming the option."""
-    def positive_int(name, minimum=1):
-        value = settings[name]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise LabelError(f"--{name.replace('_', '-')} must be an integer >= {minimum}, "
-                             f"got {value!r}.")
+    """Check the settings against their rules (:data:`skal.settings.RULES`).
 
-    for name in ("batch", "epochs", "batch_size", "min_holdout"):
-        positive_int(name)
-    positive_int("size", 4)
-    positive_int("skip_cooldown", 0)
-    positive_int("seed", 0)
-    if not (isinstance(settings["lr"], (int, float)) and math.isfinite(settings["lr"])
-            and settings["lr"] > 0):
-        raise LabelError(f"--lr must be a positive number, got {settings['lr']!r}.")
-    if not (0 <= settings["holdout"] < 1):
-        raise LabelError(f"--holdout must be a fraction in [0, 1), got {settings['holdout']!r}.")
+    LabelError naming the option of the first bad value.
+    """
+    from skal.settings import check_setting
+
+    for name, rule in (("batch", "budget"), ("epochs", "epochs"), ("batch_size", "batch_size"),
+                       ("min_holdout", "min_holdout"), ("size", "image_size"),
+                       ("skip_cooldown", "skip_cooldown"), ("seed", "seed"), ("lr", "lr"),
+                       ("holdout", "holdout"), ("dropout", "dropout")):
+        if name != "dropout" or settings[name] is not None:  # dropout None: the method's
+            check_setting(f"--{name.replace('_', '-')}", settings[name], rule, error=LabelError)
 
 
 def create_project(path, *, classes=None, images=None, medmnist=None, split="train", labels=None,
