@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -47,7 +48,7 @@ __all__ = [
     "get_preset",
     "paper_budget",
     "scal_trim_size",
-    "seed_everything",
+    "trial_globals",
 ]
 
 #: The study's per-cycle budget (also the initial set's size), by dataset.
@@ -109,19 +110,46 @@ def scal_trim_size(n_initial):
     return r - r % 2
 
 
-def seed_everything(seed):
-    """Seed python's ``random``, numpy's and torch's global generators with ``seed``.
+@contextlib.contextmanager
+def trial_globals(seed):
+    """While a trial runs: the global generators seeded with ``seed`` and cuDNN as the study sets it.
 
-    The study seeds all three with the trial number. skal's estimators and
-    queries are seeded explicitly too, so results do not depend on this, but
-    any third-party code that draws from the globals is then reproducible.
+    The study seeds python's ``random``, numpy's and torch's global
+    generators (CPU and every GPU) with the trial number, and makes cuDNN
+    deterministic (``deterministic=True``, ``benchmark=False``). skal's
+    estimators and queries draw from generators of their own, seeded
+    explicitly, so their results do not depend on this; third-party code
+    that draws from the globals is then reproducible too.
+
+    This is the one place where skal changes process-wide state unasked
+    (:func:`skal.runner.run_cell`'s ``threads`` is asked for), and only
+    inside this context: on exit (also on error) the three generators'
+    states and the two cuDNN flags are restored to what they were. Other
+    threads of the process see the change while it lasts, so trials in
+    threads of one process take turns (:func:`skal.runner.run_cell`).
+
+    Parameters
+    ----------
+    seed : int
+        0 <= seed < 2**32.
     """
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    # As the study does: cuDNN's autotuned kernels are not reproducible.
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    cudnn = torch.backends.cudnn
+    flags = cudnn.deterministic, cudnn.benchmark
+    # fork_rng saves and restores torch's CPU generator and those of the GPUs listed.
+    gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=gpus):
+            random.seed(seed)
+            np.random.seed(seed)
+            torch.manual_seed(seed)
+            # As the study does: cuDNN's autotuned kernels are not reproducible.
+            cudnn.deterministic, cudnn.benchmark = True, False
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+        cudnn.deterministic, cudnn.benchmark = flags
 
 
 @dataclass(frozen=True)
@@ -381,7 +409,7 @@ def build_experiment(preset, method, info, seed, *, epochs=None, budget=None, cy
     info : DatasetInfo or str
     seed : int
         The trial's seed: the experiment's and the estimator's ``random_state``.
-        Call :func:`seed_everything` too to seed the global generators as the study does.
+        Run it inside :func:`trial_globals` to seed the global generators as the study does.
     epochs, budget, cycles, model : optional
         Overrides of the preset's epochs per cycle, per-cycle budget (also the
         initial set's size), number of cycles and backbone.

@@ -44,7 +44,7 @@ from skal.callbacks import Callback
 from skal.data import DatasetInfo, dataset_info, load_medmnist
 from skal.exceptions import BudgetWarning
 from skal.image_folder import ImageFolderError, load_image_folder, read_labels_csv
-from skal.protocols import build_experiment, get_preset, seed_everything
+from skal.protocols import build_experiment, get_preset, trial_globals
 from skal.results import (RESULT_COLUMNS, atomic_write, curve_rows, error_text, format_rows,
                           read_rows, write_csv)
 from skal.settings import check_setting
@@ -414,7 +414,8 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
               root=None, verify=True, download=None, data=None, progress=False, callbacks=()):
     """Run one trial of one (preset, dataset, method) exactly as ``skal run`` does.
 
-    Seeds the global generators with ``seed``, builds the experiment with
+    Seeds the global generators with ``seed`` while it runs
+    (:func:`skal.protocols.trial_globals`, which restores them), builds the experiment with
     :func:`skal.protocols.build_experiment`, and fits it on the dataset's
     training split (the pool) with its test split evaluated after every
     cycle. The trial's folder (:func:`trial_dir`) gets its checkpoint after
@@ -484,7 +485,6 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
     path = trial_dir(out, preset.name, info.flag, method, seed, size=size)
     bar = CycleProgressBar(f"cycles (trial {seed})", disable=not progress)
 
-    seed_everything(seed)
     experiment = build_experiment(
         preset, method, info, seed, epochs=epochs, budget=budget, cycles=cycles, model=model,
         device=device, dropout=dropout, loss_weight=loss_weight,
@@ -492,7 +492,8 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
         checkpoint_dir=path / "checkpoint",
         experiment_callbacks=[TrialFiles(path, method, info.flag, seed), bar, *callbacks])
     try:
-        with warnings.catch_warnings():
+        # The study's global seeds and cuDNN flags, restored when the trial ends.
+        with trial_globals(seed), warnings.catch_warnings():
             # The study's budgets are fixed: a pool too small for them is a bad
             # setting here, not a run to clamp (the library's default).
             warnings.simplefilter("error", BudgetWarning)
@@ -511,9 +512,10 @@ def _usable_cores():
         return os.cpu_count() or 1
 
 
-#: A trial seeds the process's global generators and sets torch's thread count, so
-#: two cells in threads of one process (a Dask worker with several threads) would
-#: change each other's numbers: they take turns.
+#: A trial seeds the process's global generators while it runs
+#: (skal.protocols.trial_globals) and a cell sets torch's thread count, so two cells
+#: in threads of one process (a Dask worker with several threads) would change
+#: each other's numbers: they take turns.
 _ONE_CELL_AT_A_TIME = threading.Lock()
 
 
