@@ -114,7 +114,8 @@ def build_network(config, callbacks=()):
         n_classes=len(config["classes"]), budget=int(config["batch"]),
         model=config["model"], epochs=int(config["epochs"]), lr=float(config["lr"]),
         batch_size=int(config["batch_size"]), n_channels=int(config["channels"]),
-        dropout=float(config["dropout"]), device=config.get("device", "auto"),
+        dropout=None if config["dropout"] is None else float(config["dropout"]),
+        device=config.get("device", "auto"),
         warm_start=True, callbacks=list(callbacks), estimator_types=_NETWORKS)
 
 

@@ -66,7 +66,7 @@ DEFAULTS = {
     "epochs": 5,
     "lr": 0.01,
     "batch_size": 32,
-    "dropout": None,  # None: 0.3 for a method that needs MC dropout (bald), else 0
+    "dropout": None,  # None: the preset's choice for the method (MC dropout for bald, else 0)
     "device": "auto",
     "holdout": 0.2,
     "min_holdout": 10,
@@ -214,10 +214,10 @@ def create_project(path, *, classes=None, images=None, medmnist=None, split="tra
     config["classes"] = _check_classes(classes)
     initial = read_labels_csv(labels, config["classes"], files) if labels is not None else {}
     config["channels"] = 3 if X.ndim == 4 else 1
-    if config["dropout"] is None:
-        from skal.query import strategy_requirements
+    if config["dropout"] is None:  # the factory's choice for the method, recorded
+        from skal.label.loop import build_network
 
-        config["dropout"] = 0.3 if "dropout" in strategy_requirements(config["method"]) else 0.0
+        config["dropout"] = float(build_network(config).dropout)
     config.update(source=source, format=1, created=now())
     _check_requirements(config)
 
