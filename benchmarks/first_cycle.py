@@ -27,7 +27,7 @@ import torch
 from sklearn.metrics import balanced_accuracy_score
 
 from skal.data import dataset_info, load_medmnist
-from skal.protocols import build_experiment, get_preset, seed_everything
+from skal.protocols import build_experiment, get_preset, trial_globals
 
 
 def first_cycle(preset, flag, seeds, root=None):
@@ -38,10 +38,10 @@ def first_cycle(preset, flag, seeds, root=None):
     majority = np.bincount(y_test).max() / len(y_test)
     rows = []
     for seed in seeds:
-        seed_everything(seed)
         al = build_experiment(preset, "random", info, seed, cycles=1, device="cpu")
         start = time.perf_counter()
-        al.fit(X, y, X_eval=X_test, y_eval=y_test)
+        with trial_globals(seed):
+            al.fit(X, y, X_eval=X_test, y_eval=y_test)
         rows.append((al.learning_curve_[0]["acc"],
                      balanced_accuracy_score(y_test, al.predict(X_test)),
                      time.perf_counter() - start))

@@ -35,6 +35,7 @@ from skorch.utils import to_tensor
 import skal._modal_compat  # noqa: F401  (lets modAL 0.4.1 run on scikit-learn >= 1.8)
 from skal._random import check_seed
 from skal.models import LOSS_HEADS, LossPredictionNetwork, get_model_class
+from skal.settings import RULES
 from skal.validation import check_classes, check_images, check_targets, encode_labels
 
 __all__ = [
@@ -309,13 +310,13 @@ class ImageClassifier(NeuralNetClassifier):
         "classes": ["array-like", None],
         "n_classes": [Interval(Integral, 1, None, closed="left"), None],
         "n_channels": [Options(Integral, {1, 3})],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "dropout": RULES["dropout"].constraints,  # skal.settings: the one rule
         "multi_label": ["boolean"],
         "random_state": [Interval(Integral, 0, None, closed="left"), np.random.RandomState,
                          np.random.Generator, None],
-        "lr": [Interval(Real, 0, np.inf, closed="neither")],
+        "lr": RULES["lr"].constraints,
         "max_epochs": [Interval(Integral, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": RULES["batch_size"].constraints,
         "min_epoch_size": [Interval(Integral, 0, None, closed="left")],
         "warm_start": ["boolean"],
         "device": [str, torch.device, None],
@@ -837,7 +838,7 @@ class LossPredictionClassifier(ImageClassifier):
     _parameter_constraints = {
         **ImageClassifier._parameter_constraints,
         "margin": [Interval(Real, 0, None, closed="left")],
-        "loss_weight": [Interval(Real, 0, None, closed="left")],
+        "loss_weight": RULES["loss_weight"].constraints,
         "epoch_loss": [Integral],
         "loss_hidden": [Interval(Integral, 1, None, closed="left")],
         "trim_size": [Interval(Integral, 0, None, closed="left")],

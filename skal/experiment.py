@@ -47,6 +47,7 @@ from skal.metrics import (CURVE_METRICS, budget_curve_area, curve_metrics, encod
                           infer_task, resolve_task)
 from skal.query import (STRATEGIES, check_generator, check_requirements, draw_subsample,
                         final_step, get_query_strategy)
+from skal.settings import RULES
 from skal.validation import check_classes, encode_labels
 
 __all__ = ["ActiveLearningClassifier", "CheckpointMismatchError", "ExperimentConfigError",
@@ -237,9 +238,10 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
     _parameter_constraints = {
         "estimator": [HasMethods(["fit", "predict"])],
         "query_strategy": [StrOptions(set(STRATEGIES)), callable],
-        "n_initial": [Interval(Integral, 1, None, closed="left"), None],
-        "query_size": [Interval(Integral, 1, None, closed="left")],
-        "n_cycles": [Interval(Integral, 1, None, closed="left")],
+        # The rules of the budget and the cycles: skal.settings.RULES.
+        "n_initial": [*RULES["budget"].constraints, None],
+        "query_size": RULES["budget"].constraints,
+        "n_cycles": RULES["cycles"].constraints,
         "subsample": [Interval(Integral, 1, None, closed="left"), StrOptions({"paper"}), None],
         "warm_start": ["boolean"],
         "random_state": ["random_state"],

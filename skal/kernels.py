@@ -23,6 +23,7 @@ O((N + L + k) d) plus fixed-size blocks.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import numbers
 import warnings
@@ -119,6 +120,68 @@ def _sqnorms(x):
     return torch.linalg.vector_norm(x, dim=1).square_()
 
 
+_THREAD_CONTROLS = None
+
+
+def _thread_controls():
+    """This thread's intra-op thread controls: (OpenMP via threadpoolctl, MKL's or None).
+
+    torch.set_num_threads would do what :class:`_SingleThreaded` needs but is
+    process-wide: besides the calling thread's settings it sets the default
+    every thread takes at its first parallel op, so a thread starting then
+    keeps one thread for good. The two settings torch's CPU ops read are per
+    thread: OpenMP's ``nthreads-var`` (``omp_set_num_threads``, which
+    threadpoolctl, a scikit-learn dependency, calls on the OpenMP runtime
+    torch loaded) and MKL's thread-local count (``mkl_set_num_threads_local``,
+    in libtorch_cpu where torch links MKL; no library wraps it). Either is
+    None where torch has none.
+    """
+    global _THREAD_CONTROLS
+    if _THREAD_CONTROLS is None:
+        import ctypes
+        import os
+
+        from threadpoolctl import ThreadpoolController
+
+        openmp = ThreadpoolController().select(user_api="openmp")
+        mkl = None
+        folder = os.path.join(os.path.dirname(torch.__file__), "lib")
+        for name in ("libtorch_cpu.so", "libtorch_cpu.dylib", "torch_cpu.dll"):
+            try:
+                # MKL's C interface (by value): mkl_service.h maps mkl_set_num_threads_local to it.
+                mkl = ctypes.CDLL(os.path.join(folder, name)).MKL_Set_Num_Threads_Local
+            except (OSError, AttributeError):
+                continue
+            mkl.restype, mkl.argtypes = ctypes.c_int, [ctypes.c_int]
+            break
+        _THREAD_CONTROLS = (openmp if openmp.lib_controllers else None, mkl)
+    return _THREAD_CONTROLS
+
+
+class _ThisThread:
+    """Context: the calling thread's torch CPU ops use ``n`` threads; other threads unchanged."""
+
+    def __init__(self, n):
+        self.n = int(n)
+
+    def __enter__(self):
+        openmp, mkl = _thread_controls()
+        # torch sets a thread's counts at the thread's first parallel op (to
+        # its process-wide default): let that happen before ours.
+        torch.get_num_threads()
+        self.limiter = openmp.limit(limits=self.n) if openmp is not None else None
+        self.mkl_before = mkl(self.n) if mkl is not None else None  # returns the previous
+        return self
+
+    def __exit__(self, *exc):
+        mkl = _thread_controls()[1]
+        if self.mkl_before is not None:
+            mkl(self.mkl_before)
+        if self.limiter is not None:
+            self.limiter.restore_original_limits()
+        return False
+
+
 class _SingleThreaded:
     """Run a loop of small CPU ops on one intra-op thread, then restore.
 
@@ -126,40 +189,31 @@ class _SingleThreaded:
     intra-op threads each op opens a parallel region whose idle workers spin;
     on a busy machine (more runnable threads than cores) every region then
     waits for a scheduler time slice -- measured 10-50x slower on 2 shared
-    cores. Big blocked GEMMs inside the loop use :meth:`all_threads`.
-    ``torch.set_num_threads`` is process-wide: the saved count is restored on
-    exit, also on error.
+    cores. Big blocked GEMMs inside the loop use :meth:`all_threads`. Only
+    the calling thread's count changes (:func:`_thread_controls` says why
+    not ``torch.set_num_threads``), and it is restored on exit, also on error.
     """
 
     def __init__(self, device, enabled=True):
         self.active = enabled and device.type == "cpu"
         self.saved = None
+        self._one = None
 
     def __enter__(self):
         if self.active:
             self.saved = torch.get_num_threads()
-            torch.set_num_threads(1)
+            self._one = _ThisThread(1).__enter__()
         return self
 
     def __exit__(self, *exc):
-        if self.active:
-            torch.set_num_threads(self.saved)
+        if self._one is not None:
+            self._one.__exit__(*exc)
+            self._one = None
         return False
 
     def all_threads(self):
-        outer = self
-
-        class _Restore:
-            def __enter__(self):
-                if outer.active:
-                    torch.set_num_threads(outer.saved)
-
-            def __exit__(self, *exc):
-                if outer.active:
-                    torch.set_num_threads(1)
-                return False
-
-        return _Restore()
+        """Within the loop: this thread's count as before the loop, for a big GEMM."""
+        return _ThisThread(self.saved) if self._one is not None else contextlib.nullcontext()
 
 
 # --------------------------------------------------------------------------

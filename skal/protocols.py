@@ -6,6 +6,8 @@ but trains a small CNN for a few epochs, so a whole run fits on two CPU cores.
 :func:`build_experiment` builds, for a preset, a method, a dataset and a
 trial seed, the estimator and the :class:`~skal.experiment.ActiveLearningClassifier`
 around it; the command line and the benchmark runner both call it.
+:func:`build_estimator`, which it calls, is the one factory of networks:
+labeling projects build theirs with it too.
 
 Examples
 --------
@@ -21,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -45,7 +48,7 @@ __all__ = [
     "get_preset",
     "paper_budget",
     "scal_trim_size",
-    "seed_everything",
+    "trial_globals",
 ]
 
 #: The study's per-cycle budget (also the initial set's size), by dataset.
@@ -107,19 +110,46 @@ def scal_trim_size(n_initial):
     return r - r % 2
 
 
-def seed_everything(seed):
-    """Seed python's ``random``, numpy's and torch's global generators with ``seed``.
+@contextlib.contextmanager
+def trial_globals(seed):
+    """While a trial runs: the global generators seeded with ``seed`` and cuDNN as the study sets it.
 
-    The study seeds all three with the trial number. skal's estimators and
-    queries are seeded explicitly too, so results do not depend on this, but
-    any third-party code that draws from the globals is then reproducible.
+    The study seeds python's ``random``, numpy's and torch's global
+    generators (CPU and every GPU) with the trial number, and makes cuDNN
+    deterministic (``deterministic=True``, ``benchmark=False``). skal's
+    estimators and queries draw from generators of their own, seeded
+    explicitly, so their results do not depend on this; third-party code
+    that draws from the globals is then reproducible too.
+
+    This is the one place where skal changes process-wide state unasked
+    (:func:`skal.runner.run_cell`'s ``threads`` is asked for), and only
+    inside this context: on exit (also on error) the three generators'
+    states and the two cuDNN flags are restored to what they were. Other
+    threads of the process see the change while it lasts, so trials in
+    threads of one process take turns (:func:`skal.runner.run_cell`).
+
+    Parameters
+    ----------
+    seed : int
+        0 <= seed < 2**32.
     """
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    # As the study does: cuDNN's autotuned kernels are not reproducible.
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    cudnn = torch.backends.cudnn
+    flags = cudnn.deterministic, cudnn.benchmark
+    # fork_rng saves and restores torch's CPU generator and those of the GPUs listed.
+    gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=gpus):
+            random.seed(seed)
+            np.random.seed(seed)
+            torch.manual_seed(seed)
+            # As the study does: cuDNN's autotuned kernels are not reproducible.
+            cudnn.deterministic, cudnn.benchmark = True, False
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+        cudnn.deterministic, cudnn.benchmark = flags
 
 
 @dataclass(frozen=True)
@@ -278,8 +308,15 @@ def get_preset(name):
 
 
 def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, model=None,
-                    device="auto", dropout=None, loss_weight=None, callbacks=()):
-    """The network a preset trains for ``method`` on a dataset.
+                    device="auto", dropout=None, loss_weight=None, callbacks=(), n_classes=None,
+                    n_channels=None, lr=None, batch_size=None, warm_start=False,
+                    estimator_types=None):
+    """The network a preset trains for ``method``: the one factory of skal's networks.
+
+    Experiments (:func:`build_experiment`), benchmark grids and labeling
+    projects (:func:`skal.label.loop.build_network`) all build their network
+    here, so each gets the preset's optimiser, learning-rate schedule and
+    ``min_epoch_size``; what a caller changes is an argument below.
 
     Parameters
     ----------
@@ -288,7 +325,9 @@ def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, mod
         A registered query strategy; methods that need a loss head (LL4AL,
         SCAL) get a :class:`~skal.estimator.LossPredictionClassifier`, the
         others an :class:`~skal.estimator.ImageClassifier`.
-    info : DatasetInfo or str
+    info : DatasetInfo, str or None
+        The MedMNIST dataset; None for images that are no MedMNIST dataset
+        (a labeling project's): then give ``n_classes`` and ``budget``.
     seed : int
         The trial's seed (the estimator's ``random_state``).
     epochs, budget, model : optional overrides of the preset
@@ -302,6 +341,14 @@ def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, mod
         ``--weight``); the preset's (1.0) by default, unused by the others.
     callbacks : sequence of (name, skorch callback)
         Extra callbacks, e.g. a progress bar.
+    n_classes : int, optional
+        The number of classes; by default the dataset's.
+    n_channels, lr, batch_size : optional overrides of the preset
+    warm_start : bool, default=False
+        The estimator's ``warm_start`` (an experiment sets it from its own).
+    estimator_types : (type, type), optional
+        Subclasses to build instead of ``(ImageClassifier,
+        LossPredictionClassifier)``.
 
     Returns
     -------
@@ -310,8 +357,11 @@ def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, mod
     """
     preset = get_preset(preset)
     info = dataset_info(info) if isinstance(info, str) else info
+    if info is None and (n_classes is None or budget is None):
+        raise TypeError("build_estimator without a dataset needs n_classes and budget.")
     epochs = preset.epochs if epochs is None else int(epochs)
     budget = preset.budget(info) if budget is None else int(budget)
+    image_type, loss_type = estimator_types or (ImageClassifier, LossPredictionClassifier)
     needs = strategy_requirements(method)
     if dropout is None:
         dropout = preset.mc_dropout if "dropout" in needs else 0.0
@@ -319,29 +369,30 @@ def build_estimator(preset, method, info, seed, *, epochs=None, budget=None, mod
     schedule = LRScheduler(policy=MultiStepLR, milestones=milestones, gamma=preset.lr_gamma)
     params = dict(
         module=model or preset.model,
-        n_classes=info.n_classes,
-        n_channels=preset.n_channels,
+        n_classes=info.n_classes if n_classes is None else int(n_classes),
+        n_channels=preset.n_channels if n_channels is None else int(n_channels),
         dropout=dropout,
-        multi_label=info.is_multilabel,
+        multi_label=info is not None and info.is_multilabel,
         random_state=seed,
-        lr=preset.lr,
+        lr=preset.lr if lr is None else float(lr),
         max_epochs=epochs,
-        batch_size=preset.batch_size,
+        batch_size=preset.batch_size if batch_size is None else int(batch_size),
         min_epoch_size=preset.min_epoch_size,
         optimizer__momentum=preset.momentum,
         optimizer__weight_decay=preset.weight_decay,
+        warm_start=warm_start,
         device=device,
         callbacks=[("lr_scheduler", schedule), *callbacks],
     )
     if "loss_head" not in needs:
-        return ImageClassifier(**params)
+        return image_type(**params)
     head = dict(preset.loss_head)
     head["epoch_loss"] = preset.scaled(head["epoch_loss"], epochs)
     if loss_weight is not None:
         head["loss_weight"] = float(loss_weight)
     if method == "scal":
         head.update(trim_size=scal_trim_size(budget), finetune_epochs=preset.scal_finetune_epochs)
-    return LossPredictionClassifier(**params, **head)
+    return loss_type(**params, **head)
 
 
 def build_experiment(preset, method, info, seed, *, epochs=None, budget=None, cycles=None,
@@ -358,7 +409,7 @@ def build_experiment(preset, method, info, seed, *, epochs=None, budget=None, cy
     info : DatasetInfo or str
     seed : int
         The trial's seed: the experiment's and the estimator's ``random_state``.
-        Call :func:`seed_everything` too to seed the global generators as the study does.
+        Run it inside :func:`trial_globals` to seed the global generators as the study does.
     epochs, budget, cycles, model : optional
         Overrides of the preset's epochs per cycle, per-cycle budget (also the
         initial set's size), number of cycles and backbone.

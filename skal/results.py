@@ -16,11 +16,12 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
-__all__ = ["RESULT_COLUMNS", "LATER_COLUMNS", "FAILURE_COLUMNS", "NUMBER_COLUMNS", "atomic_write", "csv_number",
-           "error_text", "format_rows", "write_csv", "read_rows", "curve_rows"]
+__all__ = ["RESULT_COLUMNS", "LATER_COLUMNS", "FAILURE_COLUMNS", "NUMBER_COLUMNS", "atomic_write",
+           "atomic_write_bytes", "fsync_dir", "csv_number", "error_text", "format_rows",
+           "write_csv", "read_rows", "curve_rows"]
 
 # The columns that name a trial; the others are the keys of its
 # ``ActiveLearningClassifier.learning_curve_`` records (the figures of
@@ -45,13 +46,49 @@ NUMBER_COLUMNS = ("acc", "auc", "test_loss", "balanced_acc", "train_seconds", "q
 # The trial column's name in files written before it was called `seed`.
 _OLD_SEED_COLUMN = "trial"
 
-# The process's umask, read once: os.umask can only be read by setting it.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+def fsync_dir(directory):
+    """fsync a directory, so that renames and new files in it are durable.
+
+    A no-op where directories cannot be opened (Windows).
+    """
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except (PermissionError, IsADirectoryError):
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _create_temp(folder, name):
+    """Create and open a new, uniquely named file in ``folder``: (fd, path).
+
+    tempfile.mkstemp makes its file private (0600), and giving it the mode
+    ``open()`` would give needs the process's umask, which can only be read
+    by setting it (a race with other threads). Here the file is created with
+    mode 0666 and ``O_EXCL``, so the kernel applies the umask (or the
+    folder's default ACL) exactly as it does for ``open()``; the random name
+    makes the file this writer's own.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = os.path.join(folder, f".{name}.{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:  # 2**-64 per try: only another writer's temp file
+            continue
 
 
 def atomic_write(path, write):
     """Write a file so that readers see the old or the new content, never a part.
+
+    The one atomic writer of skal (result files, checkpoints, a labeling
+    project's files): the content goes to a temporary file of this call's
+    own in the same folder, is fsync'd, renamed over ``path``, and the
+    folder is fsync'd, so the new content survives a crash once this
+    returns. Concurrent writers of one path never see each other's
+    temporary files: the last rename wins, whole.
 
     Parameters
     ----------
@@ -62,10 +99,8 @@ def atomic_write(path, write):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path.parent, path.name)
     try:
-        # mkstemp makes the file private (0600); give it the mode open() would.
-        os.chmod(tmp, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -75,6 +110,12 @@ def atomic_write(path, write):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path, data):
+    """:func:`atomic_write` of ``data`` (bytes)."""
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def csv_number(value):

@@ -44,10 +44,11 @@ from skal.callbacks import Callback
 from skal.data import DatasetInfo, dataset_info, load_medmnist
 from skal.exceptions import BudgetWarning
 from skal.image_folder import ImageFolder, ImageFolderError, load_image_folder, read_labels_csv
-from skal.protocols import build_experiment, get_preset, seed_everything
+from skal.protocols import build_experiment, get_preset, trial_globals
 from skal.registry import SIZES
 from skal.results import (RESULT_COLUMNS, atomic_write, curve_rows, error_text, format_rows,
                           read_rows, write_csv)
+from skal.settings import check_setting
 
 __all__ = ["EpochProgressBar", "CycleProgressBar", "TrialFiles", "RunFolder", "SettingsError",
            "check_settings", "load_data", "run_trial", "run_cell", "trial_dir", "dataset_folder",
@@ -69,37 +70,25 @@ def check_settings(*, trials=None, epochs=None, budget=None, cycles=None, dropou
 
     Parameters
     ----------
-    trials, epochs, budget, cycles : int, optional
-        At least 1 when given.
-    dropout : float, optional
-        In [0, 1) when given.
+    trials, epochs, budget, cycles, dropout, seed, loss_weight, size : optional
+        Checked, when given, against their rules in :data:`skal.settings.RULES`
+        (``loss_weight`` is ``--weight``).
     device : str, default='auto'
         'auto', or a device torch knows; a CUDA device needs that GPU here.
-    seed : int, optional
-        A trial's seed: numpy and torch take 0 <= seed < 2**32.
-    loss_weight : float, optional
-        The ranking loss's weight (``--weight``): at least 0 when given.
-    size : int, optional
-        An image side in :data:`skal.registry.SIZES` when given.
 
     Raises
     ------
     SettingsError
         With a one-line message naming the command-line option.
     """
-    for option, value in (("--trials", trials), ("--epochs", epochs), ("--budget", budget),
-                          ("--cycles", cycles)):
-        if value is not None and value < 1:
-            raise SettingsError(f"{option} must be at least 1, got {value}.")
-    if dropout is not None and not 0 <= dropout < 1:
-        raise SettingsError(f"--dropout must be in [0, 1), got {dropout}.")
-    if loss_weight is not None and not loss_weight >= 0:  # NaN too
-        raise SettingsError(f"--weight must be a number >= 0 (the ranking loss's weight; "
-                            f"default 1.0), got {loss_weight}.")
-    if size is not None and size not in SIZES:
-        raise SettingsError(f"--size must be one of {', '.join(map(str, SIZES))}, got {size}.")
-    if seed is not None and not 0 <= seed < 2**32:
-        raise SettingsError(f"--seed must be in [0, 2**32), got {seed}.")
+    # The rules are skal.settings.RULES; here each gets its flag's name.
+    for option, value, rule in (("--trials", trials, "trials"), ("--epochs", epochs, "epochs"),
+                                ("--budget", budget, "budget"), ("--cycles", cycles, "cycles"),
+                                ("--dropout", dropout, "dropout"),
+                                ("--weight", loss_weight, "loss_weight"),
+                                ("--size", size, "size"), ("--seed", seed, "seed")):
+        if value is not None:
+            check_setting(option, value, rule, error=SettingsError)
     if device != "auto":
         try:
             parsed = torch.device(device)
@@ -430,7 +419,8 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
               root=None, verify=True, download=None, data=None, progress=False, callbacks=()):
     """Run one trial of one (preset, dataset, method) exactly as ``skal run`` does.
 
-    Seeds the global generators with ``seed``, builds the experiment with
+    Seeds the global generators with ``seed`` while it runs
+    (:func:`skal.protocols.trial_globals`, which restores them), builds the experiment with
     :func:`skal.protocols.build_experiment`, and fits it on the dataset's
     training split (the pool) with its test split evaluated after every
     cycle. The trial's folder (:func:`trial_dir`) gets its checkpoint after
@@ -500,7 +490,6 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
     path = trial_dir(out, preset.name, info.flag, method, seed, size=size)
     bar = CycleProgressBar(f"cycles (trial {seed})", disable=not progress)
 
-    seed_everything(seed)
     experiment = build_experiment(
         preset, method, info, seed, epochs=epochs, budget=budget, cycles=cycles, model=model,
         device=device, dropout=dropout, loss_weight=loss_weight,
@@ -508,7 +497,8 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
         checkpoint_dir=path / "checkpoint",
         experiment_callbacks=[TrialFiles(path, method, info.flag, seed), bar, *callbacks])
     try:
-        with warnings.catch_warnings():
+        # The study's global seeds and cuDNN flags, restored when the trial ends.
+        with trial_globals(seed), warnings.catch_warnings():
             # The study's budgets are fixed: a pool too small for them is a bad
             # setting here, not a run to clamp (the library's default).
             warnings.simplefilter("error", BudgetWarning)
@@ -527,9 +517,10 @@ def _usable_cores():
         return os.cpu_count() or 1
 
 
-#: A trial seeds the process's global generators and sets torch's thread count, so
-#: two cells in threads of one process (a Dask worker with several threads) would
-#: change each other's numbers: they take turns.
+#: A trial seeds the process's global generators while it runs
+#: (skal.protocols.trial_globals) and a cell sets torch's thread count, so two cells
+#: in threads of one process (a Dask worker with several threads) would change
+#: each other's numbers: they take turns.
 _ONE_CELL_AT_A_TIME = threading.Lock()
 
 

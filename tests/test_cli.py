@@ -180,10 +180,10 @@ def one_line_error(capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--budget", "300"], "The budget exceeds the pool"),
-    (["--budget", "0"], "--budget must be at least 1, got 0."),
-    (["--cycles", "0"], "--cycles must be at least 1, got 0."),
-    (["--trials", "0"], "--trials must be at least 1"),
-    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--budget", "0"], "--budget must be an integer >= 1, got 0."),
+    (["--cycles", "0"], "--cycles must be an integer >= 1, got 0."),
+    (["--trials", "0"], "--trials must be an integer >= 1"),
+    (["--epochs", "0"], "--epochs must be an integer >= 1"),
     (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
     (["--seed", "-1"], "--seed must be in [0, 2**32)"),
     (["--weight", "-0.5"], "--weight must be a number >= 0"),

@@ -12,7 +12,7 @@ from skal.data import FLAGS_2D, dataset_info, load_medmnist
 from skal.estimator import ImageClassifier, LossPredictionClassifier
 from skal.experiment import ActiveLearningClassifier
 from skal.protocols import (PAPER_BUDGETS, PRESETS, Preset, build_estimator, build_experiment,
-                            get_preset, paper_budget, scal_trim_size, seed_everything)
+                            get_preset, paper_budget, scal_trim_size, trial_globals)
 from skal.query import STRATEGIES
 
 
@@ -143,11 +143,13 @@ def test_lr_schedule_restarts_every_cycle(shipped_root):
     assert al.estimator_.epochs_trained_ == 10  # warm start: the weights kept training
 
 
-def test_seed_everything_seeds_the_three_generators():
-    seed_everything(4)
-    a = (random.random(), np.random.rand(), torch.rand(1).item())
-    seed_everything(4)
-    assert a == (random.random(), np.random.rand(), torch.rand(1).item())
+def test_trial_globals_seeds_the_three_generators():
+    with trial_globals(4):
+        a = (random.random(), np.random.rand(), torch.rand(1).item())
+    with trial_globals(4):
+        assert a == (random.random(), np.random.rand(), torch.rand(1).item())
+    assert a == (random.Random(4).random(), np.random.RandomState(4).rand(),
+                 torch.rand(1, generator=torch.Generator().manual_seed(4)).item())
 
 
 def test_experiment_callbacks_are_given_at_construction():

@@ -226,7 +226,7 @@ def test_failed_cells_are_reported_and_the_others_finish(tmp_path, no_network, c
     (["--datasets", "mnist"], "Unknown MedMNIST flag 'mnist'"),
     (["--datasets", "organmnist3d"], "3D MedMNIST dataset"),
     (["--root", "EMPTY", "--size", "128"], "no MedMNIST 2D file found in"),
-    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--epochs", "0"], "--epochs must be an integer >= 1"),
     (["--weight", "-1"], "--weight must be a number >= 0"),
     (["--root", "EMPTY", "--size", "64"], "looked for pathmnist_64.npz ... organsmnist_64.npz"),
     (["--dask-workers", "2", "--jobs", "2"], "--jobs is for joblib on this machine"),

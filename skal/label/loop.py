@@ -28,7 +28,6 @@ cannot put an image in two open batches.
 from __future__ import annotations
 
 import io
-import math
 import time
 
 import numpy as np
@@ -42,10 +41,18 @@ __all__ = ["build_network", "load_network", "needs_training", "train", "query_ba
 
 
 class _Progress(Callback):
-    """Reports the fraction of training batches done (skorch callback)."""
+    """Reports the fraction of training batches done (skorch callback).
 
-    def __init__(self, report, total):
-        self.report, self.total, self.done = report, max(int(total), 1), 0
+    The number of batches is the network's own (its iterator's length, which
+    counts ``min_epoch_size``'s extra passes), times its epochs.
+    """
+
+    def __init__(self, report):
+        self.report, self.total, self.done = report, 1, 0
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        batches = len(net.get_iterator(net.get_dataset(X, y), training=True))
+        self.total, self.done = max(net.max_epochs * batches, 1), 0
 
     def on_batch_end(self, net, batch=None, training=None, **kwargs):
         if training:
@@ -122,8 +129,7 @@ def train(project, progress=None, snapshot=None):
     config = project.config
     ids, y = snapshot["ids"], snapshot["y"]
     report = progress or (lambda stage, fraction: None)
-    steps = int(config["epochs"]) * math.ceil(len(ids) / int(config["batch_size"]))
-    callbacks = [("label_progress", _Progress(report, steps))]
+    callbacks = [("label_progress", _Progress(report))]
     net = load_network(project, callbacks) or build_network(config, callbacks)
     report("training", 0.0)
     start = time.perf_counter()

@@ -68,35 +68,40 @@ _NETWORKS = None
 
 
 def build_network(config, callbacks=()):
-    """An unfitted network for a project's settings.
+    """An unfitted network for a project's settings, from skal's one factory.
 
-    A method that needs a loss-prediction head (ll4al, scal) gets a
-    :class:`~skal.estimator.LossPredictionClassifier`, the others an
-    :class:`~skal.estimator.ImageClassifier`; both warm-start across rounds.
+    :func:`skal.protocols.build_estimator` builds it from the project's
+    preset (``config['preset']``), so it trains as an experiment with that
+    preset does (learning-rate schedule, ``min_epoch_size``, optimiser, loss
+    head), with the project's own model, epochs, learning rate, batch size,
+    dropout, seed, image channels and classes; the batch is the budget
+    (SCAL's trim size). It warm-starts across rounds.
 
     Parameters
     ----------
     config : dict
-        ``project.json``.
+        ``project.json`` as :class:`~skal.label.project.Project` reads it
+        (a project made before the preset was recorded reads as the default one).
     callbacks : sequence of (str, skorch Callback)
 
     Returns
     -------
-    ImageClassifier
+    ImageClassifier or LossPredictionClassifier
+        Whose pool pass is shared by the query and its explanation.
     """
-    from skal.query import strategy_requirements
+    from skal.protocols import build_estimator
 
     global _NETWORKS
     if _NETWORKS is None:
         _NETWORKS = _network_classes()
-    image, loss = _NETWORKS
-    cls = loss if "loss_head" in strategy_requirements(config["method"]) else image
-    return cls(config["model"], n_classes=len(config["classes"]),
-               n_channels=int(config["channels"]), dropout=float(config["dropout"]),
-               max_epochs=int(config["epochs"]), lr=float(config["lr"]),
-               batch_size=int(config["batch_size"]), warm_start=True,
-               random_state=int(config["seed"]), device=config.get("device", "auto"),
-               callbacks=list(callbacks) or None)
+    return build_estimator(
+        config["preset"], config["method"], None, int(config["seed"]),
+        n_classes=len(config["classes"]), budget=int(config["batch"]),
+        model=config["model"], epochs=int(config["epochs"]), lr=float(config["lr"]),
+        batch_size=int(config["batch_size"]), n_channels=int(config["channels"]),
+        dropout=None if config["dropout"] is None else float(config["dropout"]),
+        device=config.get("device", "auto"),
+        warm_start=True, callbacks=list(callbacks), estimator_types=_NETWORKS)
 
 
 def load_network(project, callbacks=()):

@@ -58,6 +58,7 @@ LOCK = ".lock"
 
 #: Settings a project gets unless ``init`` is told otherwise.
 DEFAULTS = {
+    "preset": "fast",  # the protocol of skal.protocols the network trains by
     "method": "badge",
     "batch": 20,
     "model": "small_cnn",
@@ -65,7 +66,7 @@ DEFAULTS = {
     "epochs": 5,
     "lr": 0.01,
     "batch_size": 32,
-    "dropout": None,  # None: 0.3 for a method that needs MC dropout (bald), else 0
+    "dropout": None,  # None: the preset's choice for the method (MC dropout for bald, else 0)
     "device": "auto",
     "holdout": 0.2,
     "min_holdout": 10,
@@ -117,23 +118,18 @@ def _check_classes(classes):
 
 
 def _check_settings(settings):
-    """Validate numeric settings; one message per bad value, naming the option."""
-    def positive_int(name, minimum=1):
-        value = settings[name]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise LabelError(f"--{name.replace('_', '-')} must be an integer >= {minimum}, "
-                             f"got {value!r}.")
+    """Check the settings against their rules (:data:`skal.settings.RULES`).
 
-    for name in ("batch", "epochs", "batch_size", "min_holdout"):
-        positive_int(name)
-    positive_int("size", 4)
-    positive_int("skip_cooldown", 0)
-    positive_int("seed", 0)
-    if not (isinstance(settings["lr"], (int, float)) and math.isfinite(settings["lr"])
-            and settings["lr"] > 0):
-        raise LabelError(f"--lr must be a positive number, got {settings['lr']!r}.")
-    if not (0 <= settings["holdout"] < 1):
-        raise LabelError(f"--holdout must be a fraction in [0, 1), got {settings['holdout']!r}.")
+    LabelError naming the option of the first bad value.
+    """
+    from skal.settings import check_setting
+
+    for name, rule in (("batch", "budget"), ("epochs", "epochs"), ("batch_size", "batch_size"),
+                       ("min_holdout", "min_holdout"), ("size", "image_size"),
+                       ("skip_cooldown", "skip_cooldown"), ("seed", "seed"), ("lr", "lr"),
+                       ("holdout", "holdout"), ("dropout", "dropout")):
+        if name != "dropout" or settings[name] is not None:  # dropout None: the method's
+            check_setting(f"--{name.replace('_', '-')}", settings[name], rule, error=LabelError)
 
 
 def create_project(path, *, classes=None, images=None, medmnist=None, split="train", labels=None,
@@ -218,10 +214,10 @@ def create_project(path, *, classes=None, images=None, medmnist=None, split="tra
     config["classes"] = _check_classes(classes)
     initial = read_labels_csv(labels, config["classes"], files) if labels is not None else {}
     config["channels"] = 3 if X.ndim == 4 else 1
-    if config["dropout"] is None:
-        from skal.query import strategy_requirements
+    if config["dropout"] is None:  # the factory's choice for the method, recorded
+        from skal.label.network import build_network
 
-        config["dropout"] = 0.3 if "dropout" in strategy_requirements(config["method"]) else 0.0
+        config["dropout"] = float(build_network(config).dropout)
     config.update(source=source, format=1, created=now())
     _check_requirements(config)
 
@@ -295,6 +291,8 @@ class Project:
             raise LabelError(f"{self.path} is not a labeling project (no {CONFIG}); create one "
                              f"with `skal label init`.", status=404)
         self.config = json.loads(config_path.read_text(encoding="utf-8"))
+        # A project made before the preset was recorded trains with the default one.
+        self.config.setdefault("preset", DEFAULTS["preset"])
         self.classes = list(self.config["classes"])
         self.images = np.load(self.path / IMAGES)
         with open(self.path / ITEMS, newline="", encoding="utf-8") as fh:

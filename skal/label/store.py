@@ -4,7 +4,8 @@ A labeling project's state is a few files a person can read. Whatever the
 page reports as saved must survive a SIGKILL or a power cut, so every append
 is flushed and fsync'd before it returns, and every rewrite goes to a
 temporary file that is fsync'd and then renamed over the old one (the
-directory is fsync'd too, so the rename itself is durable). A crash can
+directory is fsync'd too, so the rename itself is durable): skal's one
+atomic writer, :func:`skal.results.atomic_write`. A crash can
 leave at most a torn last line in a JSON Lines file; :func:`read_jsonl`
 ignores it and :func:`append_jsonl` cuts it off before appending.
 """
@@ -15,28 +16,10 @@ import json
 import os
 from pathlib import Path
 
+# The one atomic writer (unique temporary file, fsync of the file and its folder).
+from skal.results import atomic_write_bytes, fsync_dir
+
 __all__ = ["append_jsonl", "read_jsonl", "atomic_write_bytes", "atomic_write_text", "fsync_dir"]
-
-
-def fsync_dir(directory):
-    """fsync a directory, so that renames and new files in it are durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path, data):
-    """Replace ``path`` with ``data`` atomically and durably."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def atomic_write_text(path, text):

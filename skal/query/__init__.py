@@ -42,9 +42,8 @@ from __future__ import annotations
 
 import skal._modal_compat  # noqa: F401  (lets modAL 0.4.1 run on scikit-learn >= 1.8)
 from skal.query._base import (REQUIREMENTS, RULES, QueryPool, Utility, check_generator,
-                              draw_subsample, final_step, missing_requirements as _missing,
-                              ranks_by, requirement_error, requires, subsample_size,
-                              unwrap_learner)
+                              draw_subsample, final_step, lacks, ranks_by, requirement_error,
+                              requires, subsample_size, unwrap_learner)
 from skal.query.baseline import random_sampling
 from skal.query.diversity import coreset, typiclust
 from skal.query.hybrid import badge, cluster_margin, scal
@@ -190,11 +189,13 @@ def missing_requirements(name_or_callable, estimator):
     Returns
     -------
     dict of str to str
-        Each unmet requirement and what it is (see :data:`REQUIREMENTS`);
-        empty when the strategy can run.
+        Each unmet requirement (a key of :data:`REQUIREMENTS`) and what it is
+        (its description there), in the order of :data:`REQUIREMENTS`;
+        empty when the strategy can run. The one function of this name.
     """
     needs = strategy_requirements(name_or_callable)
-    return {need: REQUIREMENTS[need][0] for need in _missing(needs, estimator)}
+    return {need: what for need, (what, _) in REQUIREMENTS.items()
+            if need in needs and lacks(estimator, need)}
 
 
 def check_requirements(name_or_callable, estimator, y=None):
@@ -215,10 +216,9 @@ def check_requirements(name_or_callable, estimator, y=None):
         first unmet requirement (in the order of :data:`REQUIREMENTS`).
     """
     name = _strategy_name(name_or_callable)
+    missing = missing_requirements(name_or_callable, estimator)
+    if missing:  # the first, in the order of REQUIREMENTS
+        raise requirement_error(name, next(iter(missing)), estimator)
     needs = strategy_requirements(name_or_callable)
-    missing = set(_missing(needs, estimator))
-    for need in REQUIREMENTS:
-        if need in missing:
-            raise requirement_error(name, need, estimator)
     if "single_label" in needs and y is not None and y.ndim == 2 and y.shape[1] > 1:
         raise requirement_error(name, "single_label", y=y)

@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 from skal._random import check_generator  # the one random-state rule; re-exported here
 
 __all__ = ["QueryPool", "check_generator", "subsample_size", "draw_subsample", "unwrap_learner",
-           "final_step", "requires", "REQUIREMENTS", "missing_requirements",
+           "final_step", "requires", "REQUIREMENTS", "lacks",
            "requirement_error", "PAPER_SUBSAMPLE_MAX", "Utility", "ranks_by", "RULES"]
 
 # The study scores at most this many unlabeled items per query.
@@ -174,25 +174,24 @@ def _lacks(network, need):
     return False
 
 
-def missing_requirements(needs, estimator):
-    """The requirements among ``needs`` that an estimator does not meet.
+def lacks(estimator, need):
+    """Whether an estimator (fitted or not) lacks the requirement ``need``.
 
-    Works on an unfitted estimator, so a run can be refused before training.
+    The one test of a requirement; :func:`skal.query.missing_requirements`
+    applies it to a strategy's needs.
 
     Parameters
     ----------
-    needs : iterable of str
-        Keys of :data:`REQUIREMENTS`.
     estimator : estimator, Pipeline or modAL learner
         Checked through its network (a Pipeline's last step).
+    need : str
+        A key of :data:`REQUIREMENTS`.
 
     Returns
     -------
-    list of str
-        The unmet ones, sorted.
+    bool
     """
-    network = unwrap_learner(estimator)[1]
-    return sorted(need for need in needs if _lacks(network, need))
+    return _lacks(unwrap_learner(estimator)[1], need)
 
 
 def requirement_error(name, need, estimator=None, y=None):
