@@ -214,15 +214,15 @@ def _format_ci(low, high):
 
 
 def _ranking_markdown(ranking, identical, metric):
-    alias = {}
-    for groups in identical.values():
+    alias = {}  # method -> ["= a, b on dataset", ...]
+    for dataset, groups in identical.items():
         for g in groups:
-            for m in g[1:]:
-                alias.setdefault(m, set()).add(g[0])
+            for m in g:
+                others = ", ".join(o for o in g if o != m)
+                alias.setdefault(m, []).append(f"= {others} on {dataset}")
     rows = []
     for method, r in ranking.iterrows():
-        name = method + (f" (= {', '.join(sorted(alias[method]))} where identical)"
-                         if method in alias else "")
+        name = method + (f" ({'; '.join(alias[method])})" if method in alias else "")
         rows.append([name, f"{r.mean_rank:.2f}", f"[{r.rank_low:.2f}, {r.rank_high:.2f}]",
                      str(int(r.n_datasets)), f"{r.best_share:.0%}"])
     return [

@@ -41,13 +41,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from skal.experiment import ActiveLearningClassifier
-from skal.metrics import budget_curve_area
-from skal.protocols import build_experiment, get_preset, seed_everything
-from skal.runner import load_data
-
-if __package__ in (None, ""):  # run as a script: benchmarks/ is not a package then
+if __package__ in (None, ""):
+    # Run as a script: this checkout's packages (skal, benchmarks) first, as under pytest.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from skal.experiment import ActiveLearningClassifier  # noqa: E402
+from skal.metrics import budget_curve_area  # noqa: E402
+from skal.protocols import build_experiment, get_preset, seed_everything  # noqa: E402
+from skal.runner import load_data  # noqa: E402
 from benchmarks.report_stats import CONFIDENCE, bootstrap_mean_ci, wilcoxon_p  # noqa: E402
 
 MODES = ("sync", "stale")
