@@ -192,12 +192,13 @@ class TrainingInterrupted(BaseException):
 class ChannelsLast(Callback):
     """Keep the network's weights in channels-last memory order while it trains.
 
-    A skorch callback (the fast preset adds it): convolutions on the CPU then
-    run oneDNN's channels-last kernels, 1.33x faster for the small CNN at
-    batch 32 (median of 5 interleaved fits, one thread). The math is the
-    same but the float sums are ordered differently, so a trained network's
-    numbers differ from a contiguous-layout run of the same seed (SGD carries
-    the last-digit differences forward): a grid must not mix the two.
+    A skorch callback (added by a preset with ``channels_last=True``):
+    convolutions on the CPU then run oneDNN's channels-last kernels, faster
+    for the small CNN at batch 32 (benchmarks/README.md gives the measured
+    ratio). The math is the same but the float sums are ordered differently,
+    so a trained network's numbers differ from a contiguous-layout run of the
+    same seed (SGD carries the last-digit differences forward): a grid must
+    not mix the two.
     """
 
     def on_train_begin(self, net, **kwargs):

@@ -244,11 +244,11 @@ PRESETS = MappingProxyType({
     # A whole 10-cycle pneumoniamnist run took 33-55 s (median 37 s, scal
     # the slowest) on two CPU cores in the committed grid (torch 2.14),
     # 20-30 s with one pass.
-    # channels_last=True trains the small CNN 1.23x faster on one CPU thread
-    # (median of 4 interleaved A/B fits; 1.33x in a second run) but changes
-    # every trained number of a seed (SGD carries the different float sums
-    # forward): it is switched on together with a regenerated grid, never
-    # under a committed one (tests/test_first_cycle.py reads that grid).
+    # channels_last=True trains the small CNN faster on a CPU (the measured
+    # ratio is in benchmarks/README.md) but changes every trained number of
+    # a seed (SGD carries the different float sums forward): it is switched
+    # on together with a regenerated grid, never under a committed one
+    # (tests/test_first_cycle.py reads that grid).
     "fast": Preset(
         name="fast",
         description="CPU-sized: small CNN, 8 epochs of at least 400 images a cycle, "
