@@ -467,9 +467,10 @@ def test_state_passes_sentences_and_worker_eta(served):
     state = _settled(client)
     assert state["worker"] == {"stage": "idle", "fraction": None, "eta_seconds": None,
                                "message": None}
-    assert all("sentence" not in it for it in state["batch"]["items"])
-    with project.lock:
+    with project.lock:  # each item's sentence and "of" are the batch record's, read as stored
         batch = project.open_batch()
+        assert [it["sentence"] for it in state["batch"]["items"]] == batch["sentences"]
+        assert [it["of"] for it in state["batch"]["items"]] == batch["of"]
         batch["sentences"] = [f"picked because {i}" for i in batch["ids"]]
     items = client.get("/api/state").json()["batch"]["items"]
     assert [it["sentence"] for it in items] == [f"picked because {it['id']}" for it in items]

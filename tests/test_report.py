@@ -258,7 +258,8 @@ def test_main_command_line(tmp_path, results_csv, capsys):
     assert report.main([str(results_csv), "--out", str(out), "--command", "make bench"]) == 0
     assert (out / "report.md").read_text(encoding="utf-8").count("make bench") == 1
     assert sorted(p.name for p in out.iterdir()) == [
-        "curves_breastmnist.png", "curves_chestmnist.png", "report.md"]
+        "curves_breastmnist.png", "curves_chestmnist.png", "differences_breastmnist.png",
+        "differences_chestmnist.png", "penalty_acc.png", "report.md"]
     assert "report.md" in capsys.readouterr().out
 
 
