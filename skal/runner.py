@@ -423,7 +423,8 @@ def summary(rows, seeds):
 
 def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None, budget=None,
               cycles=None, model=None, dropout=None, loss_weight=None, size=28, device="auto",
-              root=None, verify=True, download=None, data=None, progress=False, callbacks=()):
+              root=None, verify=True, download=None, data=None, progress=False, callbacks=(),
+              initial="random"):
     """Run one trial of one (preset, dataset, method) exactly as ``skal run`` does.
 
     Seeds the global generators with ``seed``, builds the experiment with
@@ -471,6 +472,9 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
     callbacks : sequence of skal.callbacks.Callback, default=()
         More experiment callbacks, run after the trial's files are written
         (e.g. a :class:`RunFolder`).
+    initial : str, default='random'
+        The experiment's ``initial_strategy`` (``--initial``): how the first
+        batch is chosen (:data:`skal.query.INITIAL_STRATEGIES`).
 
     Returns
     -------
@@ -503,6 +507,7 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
         callbacks=[("epoch_progress", EpochProgressBar(position=2))] if progress else [],
         checkpoint_dir=path / "checkpoint",
         experiment_callbacks=[TrialFiles(path, method, info.flag, seed), bar, *callbacks])
+    experiment.set_params(initial_strategy=initial)
     try:
         with warnings.catch_warnings():
             # The study's budgets are fixed: a pool too small for them is a bad
