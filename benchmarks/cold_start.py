@@ -83,13 +83,14 @@ def _write_csv(path, columns, rows):
     atomic_write(path, lambda fh: fh.write(buffer.getvalue().encode()))
 
 
-def run_one(initial, dataset, seed, work_dir, root, threads, results):
+def run_one(initial, dataset, seed, work_dir, root, threads, results, cycles=None,
+            cache_root=None):
     """One cell: the fast preset's trial with ``initial`` as the first batch; a cells.csv row."""
     from skal.metrics import budget_curve_area
     from skal.protocols import get_preset
     from skal.runner import load_data, run_cell, trial_dir
 
-    os.environ["SKAL_CACHE_DIR"] = str(Path(work_dir) / "cache")
+    os.environ["SKAL_CACHE_DIR"] = str(cache_root or Path(work_dir) / "cache")
     out = Path(work_dir) / initial
     path = trial_dir(out, "fast", dataset, "random", seed)
     data = load_data(dataset, root=root, eval_split=get_preset("fast").eval_split)
@@ -97,7 +98,7 @@ def run_one(initial, dataset, seed, work_dir, root, threads, results):
         ensure_features(dataset, work_dir, root, threads, results)
     start = time.perf_counter()
     result = run_cell("random", dataset, seed, threads=threads, preset="fast", out=str(out),
-                      root=root, download=False, data=data, initial=initial,
+                      root=root, download=False, data=data, initial=initial, cycles=cycles,
                       callbacks=[BalancedAccuracy(path / "balanced_accuracy.csv", data[2],
                                                   data[3])])
     row = {"initial": initial, "dataset": dataset, "seed": seed, "status": result["status"],
@@ -145,7 +146,7 @@ def ensure_features(dataset, work_dir, root, threads, out):
               file=sys.stderr, flush=True)
 
 
-def summarise(rows, out):
+def summarise(rows, out, suffix=""):
     """summary.csv and summary.md from the finished cells: each arm against random, paired."""
     from scipy.stats import wilcoxon
 
@@ -161,6 +162,8 @@ def summarise(rows, out):
             if not seeds:
                 continue
             for key, name in metrics:
+                if key == "acc_area" and suffix:  # a shortened run has no 10-cycle area
+                    continue
                 cold = np.array([float(by[(initial, dataset, s)][key]) for s in seeds])
                 base = np.array([float(by[("random", dataset, s)][key]) for s in seeds])
                 diff = cold - base
@@ -175,7 +178,7 @@ def summarise(rows, out):
                               "wilcoxon_p": p})
     columns = ("dataset", "initial", "metric", "n_seeds", "cold_mean", "cold_std", "random_mean",
                "random_std", "diff_mean", "wins", "wilcoxon_p")
-    _write_csv(out / "summary.csv", columns,
+    _write_csv(out / f"summary{suffix}.csv", columns,
                [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()}
                 for r in table])
     lines.append("| dataset | first batch | metric | seeds | cold start (mean ± std) | "
@@ -188,7 +191,7 @@ def summarise(rows, out):
                      f"{r['random_std']:.3f} | {r['diff_mean']:+.3f} | {r['wins']}/{r['n_seeds']} "
                      f"| {r['wilcoxon_p']:.3f} |")
     text = "\n".join(lines) + "\n"
-    atomic_write(out / "summary.md", lambda fh: fh.write(text.encode()))
+    atomic_write(out / f"summary{suffix}.md", lambda fh: fh.write(text.encode()))
     return text
 
 
@@ -205,11 +208,18 @@ def main(argv=None):
     parser.add_argument("--work-dir", default=str(REPO / "runs" / "cold_start"),
                         help="checkpoints and the feature cache (not committed)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "cold_start"))
+    parser.add_argument("--cycles", type=int,
+                        help="stop each trial after this many cycles (1: the first-cycle "
+                             "numbers only, at a tenth of the cost); its own files "
+                             "(cells_cycles<N>.csv, summary_cycles<N>.md) and checkpoints")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     out, work_dir = Path(args.out), Path(args.work_dir)
+    suffix = "" if args.cycles is None else f"_cycles{args.cycles}"
+    cache_root = str(work_dir / "cache")  # one feature cache for full and shortened runs
+    work_dir = work_dir.with_name(work_dir.name + suffix)
     initials = ["random"] + [i for i in args.initials if i != "random"]
-    cells_path = out / "cells.csv"
+    cells_path = out / f"cells{suffix}.csv"
     rows = {(r["initial"], r["dataset"], int(r["seed"])): r for r in _read_csv(cells_path)}
     if not args.report_only:
         from joblib import Parallel, delayed
@@ -221,17 +231,17 @@ def main(argv=None):
         cells += [(i, d, s) for i in later for s in args.seeds for d in args.datasets]
         cells = [c for c in cells if c not in rows]
         print(f"{len(cells)} cell(s) to run, {args.jobs} at a time", file=sys.stderr, flush=True)
-        tasks = (delayed(run_one)(i, d, s, str(work_dir), args.root, args.threads, str(out))
-                 for i, d, s in cells)
+        tasks = (delayed(run_one)(i, d, s, str(work_dir), args.root, args.threads, str(out),
+                                  args.cycles, cache_root) for i, d, s in cells)
         for row in Parallel(n_jobs=args.jobs, return_as="generator_unordered")(tasks):
             if row["status"] != "failed":
                 rows[(row["initial"], row["dataset"], int(row["seed"]))] = row
             _write_csv(cells_path, CELL_COLUMNS,
                        [rows[k] for k in sorted(rows, key=lambda k: (k[1], k[0], k[2]))])
-            summarise(list(rows.values()), out)
+            summarise(list(rows.values()), out, suffix)
             print(f"{row['initial']} {row['dataset']} seed {row['seed']}: {row['status']} "
                   f"({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
-    print(summarise(list(rows.values()), out))
+    print(summarise(list(rows.values()), out, suffix))
     return 0
 
 
