@@ -230,6 +230,26 @@ def _query_seed(config, round_):
     return int(np.random.SeedSequence([int(config["seed"]), int(round_)]).generate_state(1)[0])
 
 
+def _cold_start(project, name, X_pool, n, seed):
+    """(picks, why) of a cold-start strategy before any model; features cached in the project."""
+    import inspect
+
+    from skal.query import get_initial_strategy
+
+    strategy = get_initial_strategy(name)
+    kwargs = {"cache_dir": project.path / "features"}
+    if "n_classes" in inspect.signature(strategy).parameters:
+        kwargs["n_classes"] = len(project.classes)
+    picked, utilities = strategy(None, X_pool, n, random_state=seed, return_utilities=True,
+                                 **kwargs)
+    why = explain("random", None, X_pool, picked)
+    why.update(score_name=f"{name} (no labels)",
+               description=f"{name}: typical, diverse images on self-supervised features "
+                           f"(no model yet); the score is its pick's utility",
+               scores=[float(round(u, 6)) for u in utilities])
+    return picked, why
+
+
 def query_batch(project, learner=None, progress=None):
     """Query the next batch with the project's method and record it as the open batch.
 
@@ -261,7 +281,11 @@ def query_batch(project, learner=None, progress=None):
     seed = _query_seed(config, round_)
     X_pool = project.images[pool]
     start = time.perf_counter()
-    if learner is None:
+    initial = config.get("initial", "random")
+    if learner is None and initial != "random":  # a label-free first batch (init --initial)
+        picked, why = _cold_start(project, initial, X_pool, n, seed)
+        method, network = initial, None
+    elif learner is None:
         picked = random_sampling(None, X_pool, n, random_state=seed)
         method, network = "random", None
         why = explain(method, network, X_pool, picked)
