@@ -9,8 +9,8 @@ of which needs a label or a download:
     unlabeled pool itself with SimCLR's contrastive objective (Chen et al.
     2020, NT-Xent loss between two augmented views of each image), the
     features the TypiClust and ProbCover papers cluster. Sized for CPUs:
-    pneumoniamnist's 4,708 training images take about 2 minutes on one core
-    with the defaults (``benchmarks/cold_start.py --time-features``).
+    with the defaults, pneumoniamnist's 4,708 training images took 140 CPU
+    seconds on one thread (``benchmarks/results/cold_start/feature_times.csv``).
 ``'pca'``
     The pixels after PCA (``sklearn.decomposition.PCA``): cheap, a baseline.
 ``'random_net'``
@@ -35,7 +35,6 @@ import inspect
 import io
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -487,9 +486,3 @@ def pool_features(X, method="simclr", *, cache_dir=None, **settings):
         atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
     return features
 
-
-def time_simclr(X, n_threads=2, **settings):
-    """(features, wall seconds, process CPU seconds) of :func:`simclr`, uncached: the budget check."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    features = simclr(X, n_threads=n_threads, **settings)
-    return features, time.perf_counter() - wall, time.process_time() - cpu
