@@ -213,6 +213,9 @@ def main(argv=None):
                              "numbers only, at a tenth of the cost); its own files "
                              "(cells_cycles<N>.csv, summary_cycles<N>.md) and checkpoints")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--merge", nargs="+", default=[], metavar="CSV",
+                        help="cells files of other runs of this script (other --out, the same "
+                             "--work-dir) to add to this one's before summarising")
     args = parser.parse_args(argv)
     out, work_dir = Path(args.out), Path(args.work_dir)
     suffix = "" if args.cycles is None else f"_cycles{args.cycles}"
@@ -220,7 +223,9 @@ def main(argv=None):
     work_dir = work_dir.with_name(work_dir.name + suffix)
     initials = ["random"] + [i for i in args.initials if i != "random"]
     cells_path = out / f"cells{suffix}.csv"
-    rows = {(r["initial"], r["dataset"], int(r["seed"])): r for r in _read_csv(cells_path)}
+    rows = {}
+    for path in [*args.merge, cells_path]:
+        rows.update({(r["initial"], r["dataset"], int(r["seed"])): r for r in _read_csv(path)})
     if not args.report_only:
         from joblib import Parallel, delayed
 
