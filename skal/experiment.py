@@ -107,7 +107,7 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         a registered strategy picks exactly the items it would pick drawing
         the subsample itself).
     n_initial : int or None, default=None
-        Size of the random initial labeled set; None means ``query_size`` (the
+        Size of the initial labeled set; None means ``query_size`` (the
         study's rule). The set depends only on ``random_state``, the pool and
         ``initial_strategy``, so every method gets the same one for the same seed.
     initial_strategy : str or callable, default='random'
