@@ -195,6 +195,36 @@ def summarise(rows, out, suffix=""):
     return text
 
 
+def first_batch_classes(rows, work_dir, root, out, suffix=""):
+    """first_batch_classes{suffix}.md: what each arm's first batch holds, from the trials'
+    labeled.csv: classes present, and the share of the dataset's rarest class."""
+    from skal.runner import load_data, trial_dir
+
+    lines = ["| dataset | first batch | seeds | classes in the batch (mean) | of the task's | "
+             "rarest class's share (mean; in the pool) |", "| --- | --- | --- | --- | --- | --- |"]
+    for dataset in DATASETS:
+        y = load_data(dataset, root=root)[1].reshape(-1)
+        counts = np.bincount(y)
+        rare = int(np.argmin(counts))
+        for initial in INITIALS:
+            seeds = sorted(int(r["seed"]) for r in rows
+                           if r["initial"] == initial and r["dataset"] == dataset
+                           and r.get("status") in ("computed", "resumed", "loaded"))
+            present, shares = [], []
+            for seed in seeds:
+                path = trial_dir(Path(work_dir) / initial, "fast", dataset, "random", seed)
+                batch = [int(r["index"]) for r in _read_csv(path / "labeled.csv")
+                         if r["cycle"] == "1"]
+                present.append(len(np.unique(y[batch])))
+                shares.append(np.mean(y[batch] == rare))
+            if seeds:
+                lines.append(f"| {dataset} | {initial} | {len(seeds)} | {np.mean(present):.1f} | "
+                             f"{len(counts)} | {np.mean(shares):.3f} ({counts[rare] / len(y):.3f}) |")
+    text = "\n".join(lines) + "\n"
+    atomic_write(Path(out) / f"first_batch_classes{suffix}.md", lambda fh: fh.write(text.encode()))
+    return text
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
@@ -247,6 +277,7 @@ def main(argv=None):
             print(f"{row['initial']} {row['dataset']} seed {row['seed']}: {row['status']} "
                   f"({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
     print(summarise(list(rows.values()), out, suffix))
+    print(first_batch_classes(list(rows.values()), work_dir, args.root, out, suffix))
     return 0
 
 
