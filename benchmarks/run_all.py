@@ -115,6 +115,11 @@ def build_parser(prog="run_all.py"):
                       help="MedMNIST 2D flags (default: those whose file is in the data root)")
     grid.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
                       help="trial seeds (default: 0 1 2 3 4)")
+    grid.add_argument("--initial", default="random", choices=list(registry.INITIALS),
+                      metavar="NAME",
+                      help="how every trial's first batch is chosen (as skal run's --initial); "
+                           "other than random, the default --out and --work-dir get a "
+                           "'_initial-NAME' suffix, so the runs never mix")
     grid.add_argument("--preset", default="fast", choices=list(registry.PRESETS),
                       help="protocol (default fast; 'paper' is the study's)")
     grid.add_argument("--size", type=int, default=28, choices=registry.SIZES,
@@ -463,6 +468,10 @@ def main(argv=None, prog=None):
         methods, datasets, seeds, root = select_grid(args)
         out = Path(args.out).absolute() if args.out else default_out(args.preset, args.size)
         work_dir = Path(args.work_dir).absolute() if args.work_dir else DEFAULT_WORK_DIR
+        if args.initial != "random":  # another first batch: other folders, never mixed
+            suffix = f"_initial-{args.initial}"
+            out = out if args.out else out.with_name(out.name + suffix)
+            work_dir = work_dir if args.work_dir else work_dir.with_name(work_dir.name + suffix)
         if work_dir == out or out in work_dir.parents:
             raise UsageError(f"--work-dir {work_dir} is inside --out {out}: checkpoints must "
                              f"not go with the results; choose another --work-dir.")
@@ -494,7 +503,7 @@ def main(argv=None, prog=None):
                     budget=args.budget, cycles=args.cycles, model=args.model,
                     dropout=args.dropout, loss_weight=args.loss_weight, size=args.size,
                     device=args.device, root=str(root),
-                    verify=args.verify, download=False)
+                    verify=args.verify, download=False, initial=args.initial)
     status = EXIT_OK
     try:
         if to_run:

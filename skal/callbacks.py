@@ -37,7 +37,8 @@ from skal.exceptions import CheckpointMismatchError
 from skal.query import final_step
 from skal.results import atomic_write
 
-__all__ = ["Callback", "KeepModels", "Checkpoint", "PrintCycle", "CHECKPOINT_FILE"]
+__all__ = ["Callback", "KeepModels", "Checkpoint", "PrintCycle", "StoppingRules",
+           "CHECKPOINT_FILE"]
 
 #: Name of the checkpoint file inside a checkpoint folder.
 CHECKPOINT_FILE = "checkpoint.pkl"
@@ -98,6 +99,97 @@ def format_record(record):
     if "acc" in record:
         text += f", acc {record['acc']:.4f}, auc {record['auc']:.4f}"
     return text + f" (train {record['train_seconds']:.1f}s, query {record['query_seconds']:.1f}s)"
+
+
+class StoppingRules(Callback):
+    """Record when each stopping rule of :mod:`skal.stopping` would have stopped the run.
+
+    After each cycle the model predicts a fixed stop set (``stop_set``, or
+    ``stop_set_size`` images of the pool drawn once at the start, as
+    Bloodgood & Vijay-Shanker draw theirs from the unlabeled data); the kappa
+    with the previous model's predictions feeds the stabilizing-predictions
+    rule. When the experiment evaluates (``X_eval``), the accuracy curve so
+    far feeds the power-law forecast of the next ``n_more`` labels. Cycles
+    restored from a checkpoint are not seen (no model to ask), so use it on
+    a fresh run.
+
+    Parameters
+    ----------
+    stop_set : array-like of shape (S, ...), optional
+        Images the models predict; default: drawn from the pool.
+    stop_set_size : int, default=1000
+        Size of the drawn stop set (the whole pool when smaller).
+    threshold, window : float, int
+        Of :func:`skal.stopping.stabilizing_predictions` (0.99, 3).
+    n_more : int, optional
+        Forecast horizon in labels; default two queries' worth (``2 * query_size``).
+    min_gain : float, default=0.01
+        The forecast rule stops when the forecast gain is below this (1 point).
+    min_points : int, default=4
+        Evaluated cycles before the forecast rule may fire.
+    random_state : int, default=0
+        Draws the stop set.
+
+    Attributes
+    ----------
+    history_ : list of dict
+        Per cycle: ``cycle``, ``n_labeled``, ``kappa`` (NaN for the first),
+        ``agreement`` (of the last ``window`` models; NaN before), and, with an
+        evaluation, ``forecast_gain``, ``forecast_low``, ``forecast_high``
+        (NaN before 3 points).
+    stops_ : dict of str to int or None
+        ``'stabilizing_predictions'`` and ``'forecast'``: the labeled-set size
+        at which the rule first fired (None: never).
+    """
+
+    affects_results = False
+
+    def __init__(self, stop_set=None, stop_set_size=1000, threshold=0.99, window=3,
+                 n_more=None, min_gain=0.01, min_points=4, random_state=0):
+        self.stop_set = stop_set
+        self.stop_set_size = stop_set_size
+        self.threshold = threshold
+        self.window = window
+        self.n_more = n_more
+        self.min_gain = min_gain
+        self.min_points = min_points
+        self.random_state = random_state
+
+    def on_fit_begin(self, experiment, X=None, y=None, X_eval=None, y_eval=None):
+        if self.stop_set is not None:
+            self.stop_set_ = self.stop_set
+        else:
+            rng = np.random.default_rng(self.random_state)
+            size = min(int(self.stop_set_size), len(X))
+            self.stop_set_ = X[np.sort(rng.choice(len(X), size, replace=False))]
+        self.predictions_, self.history_ = [], []
+        self.stops_ = {"stabilizing_predictions": None, "forecast": None}
+
+    def on_cycle_end(self, experiment, record):
+        from skal import stopping
+
+        self.predictions_.append(np.asarray(experiment.predict(self.stop_set_)))
+        entry = {"cycle": record["cycle"], "n_labeled": record["n_labeled"],
+                 "kappa": (stopping.kappa(*self.predictions_[-2:])
+                           if len(self.predictions_) > 1 else float("nan")),
+                 "agreement": (stopping.agreement(self.predictions_[-self.window:])
+                               if len(self.predictions_) >= self.window else float("nan"))}
+        if (self.stops_["stabilizing_predictions"] is None and stopping.stabilizing_predictions(
+                self.predictions_, self.threshold, self.window) is not None):
+            self.stops_["stabilizing_predictions"] = record["n_labeled"]
+        if "acc" in record:
+            curve = [(h["n_labeled"], h["acc"]) for h in self.history_] + [
+                (record["n_labeled"], record["acc"])]
+            entry["acc"] = record["acc"]
+            entry["forecast_gain"] = entry["forecast_low"] = entry["forecast_high"] = float("nan")
+            if len(curve) >= 3:
+                n_more = 2 * experiment.query_size if self.n_more is None else self.n_more
+                f = stopping.forecast_gain(*zip(*curve), n_more)
+                entry.update(forecast_gain=f.gain, forecast_low=f.low, forecast_high=f.high)
+                if self.stops_["forecast"] is None and stopping.forecast_says_stop(
+                        f, len(curve), self.min_gain, "point", self.min_points):
+                    self.stops_["forecast"] = record["n_labeled"]
+        self.history_.append(entry)
 
 
 class Checkpoint(Callback):

@@ -64,6 +64,11 @@ def _add_run_arguments(parser):
     parser.add_argument("--skip-bad", action="store_true",
                         help="with --images: leave out unreadable images (and, with --color "
                              "auto, images of the folder's minority kind), printing how many")
+    parser.add_argument("--initial", default="random", choices=registry.INITIALS,
+                        metavar="NAME",
+                        help="how the first batch is chosen, with no labels: "
+                             f"{', '.join(registry.INITIALS)} (default random, the study's; "
+                             "the others embed the pool self-supervised first, cached)")
     parser.add_argument("--preset", default="paper", choices=presets,
                         help="protocol: 'paper' reproduces the study (ResNet-18, 50 epochs a "
                              "cycle; default), 'fast' is CPU-sized (small CNN, 8 epochs of "
@@ -196,7 +201,7 @@ def _run(args, err):
             args.method, info, seed, preset=preset, out=args.out, epochs=args.epochs,
             budget=args.budget, cycles=args.cycles, model=args.model, dropout=args.dropout,
             loss_weight=args.loss_weight, size=args.size, device=args.device, data=data,
-            progress=not quiet, callbacks=[folder])
+            progress=not quiet, callbacks=[folder], initial=args.initial)
         folder.refresh()  # also covers cycles loaded from the checkpoint
         if experiment.n_resumed_cycles_ == experiment.n_cycles:
             loaded += 1

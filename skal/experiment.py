@@ -5,7 +5,7 @@
 scikit-learn classifier) and, in ``fit(X, y)``, runs the study's loop around a
 modAL ``ActiveLearner`` with ``y`` as the oracle::
 
-    labeled = random initial set (n_initial items, seeded)
+    labeled = initial set (n_initial items: random, seeded, or initial_strategy's picks)
     for cycle in 1..n_cycles:
         train on labeled                     (ActiveLearner.fit / teach)
         evaluate on (X_eval, y_eval)         (when given)
@@ -45,8 +45,8 @@ from skal.data import DatasetInfo
 from skal.exceptions import BudgetWarning, CheckpointMismatchError, ExperimentConfigError
 from skal.metrics import (CURVE_METRICS, budget_curve_area, curve_metrics, encode_targets,
                           infer_task, resolve_task)
-from skal.query import (STRATEGIES, check_generator, check_requirements, draw_subsample,
-                        final_step, get_query_strategy)
+from skal.query import (INITIAL_STRATEGIES, STRATEGIES, check_generator, check_requirements,
+                        draw_subsample, final_step, get_initial_strategy, get_query_strategy)
 from skal.settings import RULES
 from skal.validation import check_classes, encode_labels
 
@@ -109,9 +109,16 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         a registered strategy picks exactly the items it would pick drawing
         the subsample itself).
     n_initial : int or None, default=None
-        Size of the random initial labeled set; None means ``query_size`` (the
-        study's rule). The set depends only on ``random_state`` and the number
-        of items, so every method gets the same one for the same seed.
+        Size of the initial labeled set; None means ``query_size`` (the
+        study's rule). The set depends only on ``random_state``, the pool and
+        ``initial_strategy``, so every method gets the same one for the same seed.
+    initial_strategy : str or callable, default='random'
+        How the initial set is chosen, with no labels and no model: a name
+        registered in :data:`skal.query.INITIAL_STRATEGIES` (``'random'``,
+        the study's rule; ``'typiclust'`` or ``'probcover'`` on self-supervised
+        features, see :mod:`skal.query.cold_start`), or a callable
+        ``strategy(None, X, n_instances=n_initial, random_state=rng, **kw)``;
+        ``n_classes`` is passed when its signature names it.
     query_size : int, default=100
         Items labeled per query (the per-cycle budget).
     n_cycles : int, default=10
@@ -240,6 +247,7 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         "query_strategy": [StrOptions(set(STRATEGIES)), callable],
         # The rules of the budget and the cycles: skal.settings.RULES.
         "n_initial": [*RULES["budget"].constraints, None],
+        "initial_strategy": [StrOptions(set(INITIAL_STRATEGIES)), callable],
         "query_size": RULES["budget"].constraints,
         "n_cycles": RULES["cycles"].constraints,
         "subsample": [Interval(Integral, 1, None, closed="left"), StrOptions({"paper"}), None],
@@ -254,13 +262,15 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         "verbose": ["verbose"],
     }
 
-    def __init__(self, estimator, query_strategy="random", *, n_initial=None, query_size=100,
+    def __init__(self, estimator, query_strategy="random", *, n_initial=None,
+                 initial_strategy="random", query_size=100,
                  n_cycles=10, subsample=None, warm_start=True, random_state=None,
                  query_params=None, final_cycle_params=None, task=None, keep_models=False,
                  checkpoint_dir=None, callbacks=None, verbose=0):
         self.estimator = estimator
         self.query_strategy = query_strategy
         self.n_initial = n_initial
+        self.initial_strategy = initial_strategy
         self.query_size = query_size
         self.n_cycles = n_cycles
         self.subsample = subsample
@@ -447,9 +457,7 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             snapshots = list(state["cycle_models"])
         else:
             estimator = self._prepare_estimator(self.entropy_, y)
-            order = np.random.default_rng(
-                _cycle_seed(self.entropy_, 0, _INITIAL)).permutation(len(X))
-            labeled = order[:n_initial].astype(np.int64)  # random order, not sorted
+            labeled = self._initial(X, n_initial)  # in pick order, not sorted
             pending = np.empty(0, dtype=np.int64)
             curve, snapshots = [], []
         self.initial_indices_ = labeled[:n_initial].copy()  # labeling order: initial set first
@@ -515,6 +523,25 @@ class ActiveLearningClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
                     f"callbacks must hold skal.callbacks.Callback objects; {callback!r} lacks "
                     f"on_fit_begin, on_cycle_end or on_fit_end (subclass Callback).")
         return defaults + list(extra)
+
+    def _initial(self, X, n_initial):
+        """Indices into X of the initial set, from ``initial_strategy`` (no labels, no model).
+
+        Its generator is the initial set's stream alone; ``'random'`` takes the
+        first ``n_initial`` of its permutation of the pool, as every run has.
+        """
+        strategy = get_initial_strategy(self.initial_strategy)
+        kwargs = {"random_state": np.random.default_rng(_cycle_seed(self.entropy_, 0, _INITIAL))}
+        if "n_classes" in _named_parameters(strategy):  # ProbCover's purity needs it
+            kwargs["n_classes"] = len(self.classes_)
+        chosen = np.asarray(strategy(None, X, n_instances=n_initial, **kwargs)).reshape(-1)
+        if (len(chosen) != n_initial or not np.issubdtype(chosen.dtype, np.integer)
+                or len(np.unique(chosen)) != n_initial or chosen.min() < 0
+                or chosen.max() >= len(X)):
+            raise RuntimeError(
+                f"The initial strategy returned {chosen!r}; it must return {n_initial} "
+                f"distinct integer indices into the pool of {len(X)} items.")
+        return chosen.astype(np.int64)
 
     def _query(self, strategy, X, labeled, cycle, entropy):
         """Indices into X of the next ``query_size`` items, from the unlabeled rest.

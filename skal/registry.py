@@ -11,11 +11,13 @@ This module imports nothing but the standard library.
 
 from __future__ import annotations
 
-__all__ = ["METHODS", "PRESETS", "MODELS", "DATASETS", "SIZES", "lookup"]
+__all__ = ["METHODS", "INITIALS", "PRESETS", "MODELS", "DATASETS", "SIZES", "lookup"]
 
 #: Keys of :data:`skal.query.STRATEGIES`, in its order.
 METHODS = ("random", "least_confidence", "margin", "entropy", "bald", "ll4al", "coreset",
            "typiclust", "badge", "scal", "cluster_margin")
+#: Keys of :data:`skal.query.INITIAL_STRATEGIES` (the first batch), in its order.
+INITIALS = ("random", "typiclust", "probcover")
 #: Keys of :data:`skal.protocols.PRESETS`, in its order.
 PRESETS = ("paper", "fast")
 #: Keys of :data:`skal.models.MODELS`, sorted.

@@ -416,7 +416,8 @@ def summary(rows, seeds):
 
 def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None, budget=None,
               cycles=None, model=None, dropout=None, loss_weight=None, size=28, device="auto",
-              root=None, verify=True, download=None, data=None, progress=False, callbacks=()):
+              root=None, verify=True, download=None, data=None, progress=False, callbacks=(),
+              initial="random"):
     """Run one trial of one (preset, dataset, method) exactly as ``skal run`` does.
 
     Seeds the global generators with ``seed`` while it runs
@@ -465,6 +466,9 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
     callbacks : sequence of skal.callbacks.Callback, default=()
         More experiment callbacks, run after the trial's files are written
         (e.g. a :class:`RunFolder`).
+    initial : str, default='random'
+        The experiment's ``initial_strategy`` (``--initial``): how the first
+        batch is chosen (:data:`skal.query.INITIAL_STRATEGIES`).
 
     Returns
     -------
@@ -496,6 +500,7 @@ def run_trial(method, dataset, seed, *, preset="paper", out="runs", epochs=None,
         callbacks=[("epoch_progress", EpochProgressBar(position=2))] if progress else [],
         checkpoint_dir=path / "checkpoint",
         experiment_callbacks=[TrialFiles(path, method, info.flag, seed), bar, *callbacks])
+    experiment.set_params(initial_strategy=initial)
     try:
         # The study's global seeds and cuDNN flags, restored when the trial ends.
         with trial_globals(seed), warnings.catch_warnings():

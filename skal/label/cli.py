@@ -32,7 +32,7 @@ def _default_annotator():
 def _add_commands(commands):
     """Add init, serve, query, teach, status and export to a sub-command group."""
     from skal.label.project import DEFAULTS
-    from skal.registry import METHODS, MODELS  # names only: `skal --help` stays fast
+    from skal.registry import INITIALS, METHODS, MODELS  # names only: `skal --help` stays fast
 
     init = commands.add_parser(
         "init", help="create a labeling project from a folder of images (or a MedMNIST split)",
@@ -51,6 +51,11 @@ def _add_commands(commands):
                       help="labels you already have: a CSV with columns file,label")
     init.add_argument("--method", default=DEFAULTS["method"], choices=sorted(METHODS),
                       help="query method (default: %(default)s)")
+    init.add_argument("--initial", default=DEFAULTS["initial"], choices=list(INITIALS),
+                      metavar="NAME",
+                      help=f"how the first batch is chosen, before any label: "
+                           f"{', '.join(INITIALS)} (default: %(default)s; the others embed the "
+                           f"images self-supervised first, a few minutes, cached in the project)")
     init.add_argument("--batch", type=int, default=DEFAULTS["batch"],
                       help="images per batch (default: %(default)s)")
     init.add_argument("--model", default=DEFAULTS["model"], choices=sorted(MODELS),
@@ -119,8 +124,11 @@ def _add_commands(commands):
     teach.add_argument("--overwrite", action="store_true",
                        help="replace earlier labels that differ (still reported)")
 
-    status = commands.add_parser("status", help="counts per class, rounds, held-out accuracy")
+    status = commands.add_parser("status", help="counts per class, rounds, held-out accuracy, "
+                                                "whether to stop")
     status.add_argument("project", type=Path)
+    status.add_argument("--next", type=int, default=100, metavar="N",
+                        help="labels the forecast looks ahead (default: %(default)s)")
 
     export = commands.add_parser("export", help="every label with its provenance, as CSV or "
                                                 "JSON Lines")
@@ -181,7 +189,7 @@ def _init(args):
         args.project, classes=args.classes, images=args.images, medmnist=args.medmnist,
         split=args.split, labels=args.labels, root=args.root, color=args.color,
         skip_bad=args.skip_bad, annotator=f"import:{args.labels.name}" if args.labels else "import",
-        method=args.method, batch=args.batch, model=args.model, size=args.size,
+        method=args.method, initial=args.initial, batch=args.batch, model=args.model, size=args.size,
         epochs=args.epochs, lr=args.lr, holdout=args.holdout, min_holdout=args.min_holdout,
         skip_cooldown=args.skip_cooldown, seed=args.seed, device=args.device)
     counts = project.counts()
@@ -303,7 +311,37 @@ def _status(args):
                else f"held-out accuracy after {config['min_holdout']} held-out labels "
                     f"({n_holdout} so far)")
         print(f"model: version {meta['version']}, trained on {meta['n_train']} labels; {acc}")
+    print(f"stop? {_stopping_sentence(project, args.next)}")
     return 0
+
+
+def _stopping_sentence(project, n_more, stop_set_size=1000):
+    """What skal.stopping says now: the kept models' agreement on a fixed stop set (images
+    drawn once from the project by its seed) and the held-out accuracy curve's forecast."""
+    import numpy as np
+
+    from skal import stopping
+    from skal.label.loop import build_network
+    from skal.label.project import KEPT_MODELS
+
+    points = {}  # the latest accuracy at each training-set size, sizes increasing
+    for row in project.curve:
+        if row.get("accuracy") not in (None, ""):
+            points[int(row["n_train"])] = float(row["accuracy"])
+    n = sorted(points)
+    predictions = []
+    paths = project.kept_model_paths()
+    if paths:
+        rng = np.random.default_rng(int(project.config["seed"]))
+        size = min(stop_set_size, project.n_items)
+        stop_set = project.images[np.sort(rng.choice(project.n_items, size, replace=False))]
+        for path in paths:
+            net = build_network(project.config)
+            net.initialize()
+            net.load_params(f_params=str(path))
+            predictions.append(net.predict(stop_set))
+    return stopping.describe(predictions, n or None, [points[k] for k in n] or None,
+                             n_more=n_more, window=KEPT_MODELS)
 
 
 def _export(args):

@@ -162,6 +162,21 @@ def _query_seed(config, round_):
     return int(np.random.SeedSequence([int(config["seed"]), int(round_)]).generate_state(1)[0])
 
 
+def _cold_start(project, name, X_pool, n, seed):
+    """(picks, why) of a label-free first batch (``init --initial``); features cached in the project."""
+    import inspect
+
+    from skal.query import get_initial_strategy
+
+    strategy = get_initial_strategy(name)
+    kwargs = {"cache_dir": project.path / "features"}
+    if "n_classes" in inspect.signature(strategy).parameters:
+        kwargs["n_classes"] = len(project.classes)
+    picked, utilities = strategy(None, X_pool, n, random_state=seed, return_utilities=True,
+                                 **kwargs)
+    return picked, explain(strategy, picked, utilities)
+
+
 def query_batch(project, learner=None, progress=None, ahead=False):
     """Query a batch with the project's method and record it: the open batch, or the next one.
 
@@ -199,7 +214,11 @@ def query_batch(project, learner=None, progress=None, ahead=False):
     seed = _query_seed(config, round_)
     X_pool = project.images[pool]
     start = time.perf_counter()
-    if learner is None:
+    initial = config.get("initial", "random")
+    if learner is None and initial != "random":  # a label-free first batch (init --initial)
+        method = initial
+        picked, why = _cold_start(project, initial, X_pool, n, seed)
+    elif learner is None:
         method = "random"
         picked, utilities = random_sampling(None, X_pool, n, random_state=seed,
                                             return_utilities=True)

@@ -72,7 +72,11 @@ DEFAULTS = {
     "min_holdout": 10,
     "skip_cooldown": 2,
     "seed": 0,
+    "initial": "random",  # the first batch, before any model (skal.query.INITIAL_STRATEGIES)
 }
+
+#: Weight files kept (the newest): the stopping rule compares the last models' predictions.
+KEPT_MODELS = 3
 
 _CURVE_FIELDS = ["round", "model_version", "n_train", "n_holdout", "accuracy", "time"]
 _EXPORT_FIELDS = ["id", "file", "sha256", "label", "skipped", "holdout", "annotator", "time",
@@ -175,7 +179,7 @@ def create_project(path, *, classes=None, images=None, medmnist=None, split="tra
     skal.image_folder.ImageFolderError, skal.data.DatasetError
         From the loaders, naming the file.
     """
-    from skal.query import get_query_strategy
+    from skal.query import get_initial_strategy, get_query_strategy
 
     path = Path(path).expanduser()
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
@@ -189,6 +193,7 @@ def create_project(path, *, classes=None, images=None, medmnist=None, split="tra
     config.update({k: v for k, v in settings.items() if v is not None})
     _check_settings(config)
     get_query_strategy(config["method"])  # ValueError listing the methods
+    get_initial_strategy(config["initial"])  # likewise for the first batch
     skipped = []
     if medmnist is not None:
         from skal.data import dataset_info, load_medmnist
@@ -788,10 +793,16 @@ class Project:
         atomic_write_bytes(folder / name, params_bytes)
         meta = dict(meta, params=name)
         atomic_write_text(folder / MODEL_META, json.dumps(meta, indent=2) + "\n")
-        for old in folder.glob("v*.pt"):  # only the current weights are kept
+        # The newest KEPT_MODELS weights are kept (skal label status compares their
+        # predictions on a stop set); older ones are removed.
+        for old in sorted(folder.glob("v*.pt"))[:-KEPT_MODELS]:
             if old.name != name:
                 old.unlink()
         self.model_meta = meta
+
+    def kept_model_paths(self):
+        """Weight files of the newest models still on disk, oldest first (at most KEPT_MODELS)."""
+        return sorted((self.path / MODEL_DIR).glob("v*.pt"))
 
     @property
     def model_params_path(self):

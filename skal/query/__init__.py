@@ -26,6 +26,8 @@ selection
     Selection rules (top-k with random ties, one per cluster, round-robin).
 baseline, uncertainty, diversity, hybrid
     The query functions.
+cold_start
+    The first batch without labels (TypiClust, ProbCover on label-free features).
 
 Registry
 --------
@@ -45,6 +47,7 @@ from skal.query._base import (REQUIREMENTS, RULES, QueryPool, Utility, check_gen
                               draw_subsample, final_step, lacks, ranks_by, requirement_error,
                               requires, subsample_size, unwrap_learner)
 from skal.query.baseline import random_sampling
+from skal.query.cold_start import probcover, random_initial, typiclust_initial
 from skal.query.diversity import coreset, typiclust
 from skal.query.hybrid import badge, cluster_margin, scal
 from skal.query.uncertainty import bald, entropy, least_confidence, ll4al, margin
@@ -52,6 +55,8 @@ from skal.registry import lookup
 
 __all__ = [
     "STRATEGIES",
+    "INITIAL_STRATEGIES",
+    "get_initial_strategy",
     "REQUIREMENTS",
     "get_query_strategy",
     "strategy_requirements",
@@ -95,6 +100,28 @@ STRATEGIES = {
     "scal": scal,
     "cluster_margin": cluster_margin,
 }
+
+#: Strategies of the first batch, chosen with no labels and no model, by registry name
+#: (:mod:`skal.query.cold_start`); the experiment's ``initial_strategy``.
+INITIAL_STRATEGIES = {
+    "random": random_initial,
+    "typiclust": typiclust_initial,
+    "probcover": probcover,
+}
+
+
+def get_initial_strategy(name_or_callable):
+    """The first-batch strategy registered under a name; a callable passes through.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the valid names.
+    """
+    if callable(name_or_callable):
+        return name_or_callable
+    return lookup(INITIAL_STRATEGIES, name_or_callable, "initial strategy")
+
 
 def get_query_strategy(name_or_callable):
     """The query function registered under a name; a callable passes through.
