@@ -46,7 +46,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from skal.experiment import ActiveLearningClassifier  # noqa: E402
 from skal.metrics import budget_curve_area  # noqa: E402
-from skal.protocols import build_experiment, get_preset, seed_everything  # noqa: E402
+from skal.protocols import build_experiment, get_preset, trial_globals  # noqa: E402
 from skal.runner import load_data  # noqa: E402
 from benchmarks.report_stats import CONFIDENCE, bootstrap_mean_ci, wilcoxon_p  # noqa: E402
 
@@ -79,12 +79,12 @@ class OneRoundBehind(ActiveLearningClassifier):
 
 def run_one(mode, method, dataset, seed, data, preset="fast"):
     """One trial's learning curve in ``mode``: a list of dicts (the grid's columns)."""
-    seed_everything(seed)
     experiment = build_experiment(preset, method, dataset, seed)
     if mode == "stale":
         experiment = OneRoundBehind(**experiment.get_params(deep=False))
     X, y, X_test, y_test = data
-    experiment.fit(X, y, X_eval=X_test, y_eval=y_test)
+    with trial_globals(seed):  # as run_trial seeds a trial
+        experiment.fit(X, y, X_eval=X_test, y_eval=y_test)
     return [{"mode": mode, "method": method, "dataset": dataset, "seed": seed,
              **{k: v for k, v in record.items() if k != "queried"}}
             for record in experiment.learning_curve_]
