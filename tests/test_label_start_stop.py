@@ -46,7 +46,8 @@ def test_initial_first_batch_then_stopping_status(tmp_path, capsys):
                                 random_state=_query_seed(opened.config, 0),
                                 cache_dir=project / "features", return_utilities=True)
     assert ids == pool[expected].tolist()
-    assert [float(r["score"]) for r in batch0] == gains.tolist()  # newly covered points
+    # newly covered points: the utility each pick had at its step
+    assert [float(r["score"]) for r in batch0] == gains[np.arange(5), expected].tolist()
 
     # No model yet: the stopping line says what it waits for.
     assert main(["label", "status", str(project)]) == 0
