@@ -434,7 +434,8 @@ async function save(items, value, recordUndo) {
     const reply = await api("/api/answers", body);
     if (recordUndo) view.undo.push(before);
     view.state.counts = reply.counts;
-    say("");
+    // A save that lands after the next key press must not wipe that key's confirm prompt.
+    if (!view.confirm) say("");
   } catch (e) {
     before.forEach((b) => {  // the server wrote nothing: show what is on disk
       const item = view.items.find((i) => i.id === b.id);
