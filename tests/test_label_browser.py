@@ -127,10 +127,21 @@ def _digit(live, file, wrong=False):
     return str((1 - k if wrong else k) + 1)
 
 
+def _wait_js(page, expression, arg=None, timeout=120, what="the page"):
+    """Poll ``page.evaluate(expression, arg)`` until truthy.
+
+    Not ``page.wait_for_function``: older Playwright (1.45, CI's lower bound) polls a string
+    predicate through eval(), which the page's Content-Security-Policy (script-src 'self')
+    refuses; ``evaluate`` goes through the DevTools protocol, which CSP does not govern.
+    """
+    return wait_for(lambda: page.evaluate(expression, arg), timeout=timeout, interval=0.05,
+                    what=what)
+
+
 def _wait_batch(page, round_, timeout=120):
     """Wait until the page shows the tiles of batch ``round_``."""
-    page.wait_for_function("r => view.round === r && document.querySelectorAll('.tile').length > 0",
-                           arg=round_, timeout=timeout * 1000)
+    _wait_js(page, "r => view.round === r && document.querySelectorAll('.tile').length > 0",
+             round_, timeout=timeout, what=f"batch {round_} on the page")
 
 
 def _wait_saved(page, n):
@@ -420,8 +431,8 @@ def test_review_and_correct_submitted_labels(live, page):
     assert sorted(saved) == sorted(files) and shown == saved[::-1]
     assert [rows.nth(k).locator("td.answer").inner_text() for k in range(4)] == \
         [live.truth[f] for f in shown]
-    page.wait_for_function("() => [...document.querySelectorAll('#review .thumb')]"
-                           ".every(i => i.complete && i.naturalWidth === 12)")
+    _wait_js(page, "() => [...document.querySelectorAll('#review .thumb')]"
+             ".every(i => i.complete && i.naturalWidth === 12)", what="the thumbnails")
     expect(page.locator("#review-range")).to_have_text("1–4 of 4 submitted answers, newest first")
 
     # Keyboard: row 2; a digit once asks, the same digit again corrects.
