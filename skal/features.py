@@ -44,6 +44,7 @@ from torch import nn
 
 from skal._random import check_seed
 from skal.estimator import images_to_float, torch_seeded
+from skal.image_folder import file_sha256
 from skal.models import SmallCNN
 from skal.results import atomic_write
 
@@ -396,14 +397,6 @@ def default_cache_dir():
     return Path(root) / "features"
 
 
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def cache_key(X, method, settings):
     """The cache key of one embedding: SHA-256 of the pool, the method and its settings.
 
@@ -424,7 +417,7 @@ def cache_key(X, method, settings):
     X = np.ascontiguousarray(X)
     described = {k: v for k, v in settings.items() if k not in _SPEED_ONLY}
     if "weights" in described:
-        described["weights"] = _file_sha256(described["weights"])
+        described["weights"] = file_sha256(described["weights"])
     digest = hashlib.sha256()
     digest.update(json.dumps({"version": _VERSION, "method": method, "shape": X.shape,
                               "dtype": str(X.dtype), "settings": described},
