@@ -33,7 +33,7 @@ from sklearn.metrics import cohen_kappa_score
 
 __all__ = ["kappa", "kappas", "agreement", "stabilizing_predictions", "power_law",
            "fit_power_law", "Forecast", "forecast_gain", "forecast_says_stop", "forecast_stop",
-           "plateau_stop", "describe"]
+           "plateau_stop", "assess", "describe"]
 
 
 # ----------------------------------------------------------------------------
@@ -328,40 +328,75 @@ def plateau_stop(accuracy, min_gain=0.01, window=2):
     return None
 
 
-def describe(predictions=None, n_labeled=None, accuracy=None, n_more=100, window=3):
-    """One sentence of what the rules say now, for a person labeling.
+def assess(predictions=None, n_labeled=None, accuracy=None, n_more=100, window=3,
+           threshold=0.99):
+    """What the rules say now, for a person labeling: the numbers and one sentence.
 
     Parameters
     ----------
-    predictions : sequence of array-like, optional
-        Successive models' predictions on the stop set.
-    n_labeled, accuracy : array-like, optional
-        The held-out learning curve.
+    predictions : sequence of array-like of shape (S,), optional
+        Successive models' predictions on one fixed stop set, oldest first.
+    n_labeled, accuracy : array-like of shape (K,), optional
+        The held-out learning curve (labels, accuracy as a fraction).
     n_more : int, default=100
+        Labels the forecast looks ahead.
     window : int, default=3
         Models compared by the agreement.
+    threshold : float, default=0.99
+        :func:`stabilizing_predictions`' threshold, applied to the
+        ``window - 1`` kappas of the last ``window`` models.
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``agreement`` (fraction of the stop set on which the last
+        ``window`` models agree, or None), ``kappa`` (mean kappa of their
+        successive pairs, or None), ``stable`` (the stabilizing-predictions
+        rule fires on them),
+        ``n_models``, ``window``; ``forecast``: ``n_more``, ``gain``, ``low``,
+        ``high`` (fractions; the interval ends None when the fit cannot give
+        one) or None before 3 curve points, ``n_points``; and ``sentence``,
+        e.g. ``'the last 3 models agree on 99.2 % of the stop set; the next
+        100 labels are forecast to add 0.4 points (0.1-0.9)'``, whose parts
+        that lack data say what they wait for.
+    """
+    window = int(window)
+    n_models = 0 if predictions is None else len(predictions)
+    result = {"n_models": n_models, "window": window, "agreement": None, "kappa": None,
+              "stable": False, "forecast": None,
+              "n_points": 0 if n_labeled is None else len(n_labeled)}
+    parts = []
+    if n_models >= window:
+        last = list(predictions[-window:])
+        result["agreement"] = agreement(last)
+        result["kappa"] = float(kappas(last).mean())
+        # The stabilizing-predictions rule itself, on these models' kappas only.
+        result["stable"] = stabilizing_predictions(last, threshold, window - 1) is not None
+        parts.append(f"the last {window} models agree on "
+                     f"{100 * result['agreement']:.1f} % of the stop set")
+    else:
+        parts.append(f"stop-set agreement needs {window} models ({n_models} so far)")
+    if result["n_points"] >= 3:
+        f = forecast_gain(n_labeled, accuracy, n_more)
+        bounded = bool(np.isfinite(f.low))
+        result["forecast"] = {"n_more": int(n_more), "gain": f.gain,
+                              "low": f.low if bounded else None,
+                              "high": f.high if bounded else None}
+        interval = (f" ({100 * f.low:.1f}-{100 * f.high:.1f})" if bounded
+                    else " (no interval yet: too few points)")
+        parts.append(f"the next {int(n_more)} labels are forecast to add "
+                     f"{100 * f.gain:.1f} points{interval}")
+    else:
+        parts.append(f"the forecast needs 3 evaluated models ({result['n_points']} so far)")
+    result["sentence"] = "; ".join(parts)
+    return result
+
+
+def describe(predictions=None, n_labeled=None, accuracy=None, n_more=100, window=3):
+    """One sentence of what the rules say now: :func:`assess`'s ``sentence``.
 
     Returns
     -------
     str
-        E.g. ``'the last 3 models agree on 99.2 % of the stop set; the next
-        100 labels are forecast to add 0.4 points (0.1-0.9)'``; the parts
-        that lack data say what they wait for.
     """
-    parts = []
-    if predictions is not None and len(predictions) >= window:
-        parts.append(f"the last {window} models agree on "
-                     f"{100 * agreement(predictions[-window:]):.1f} % of the stop set")
-    else:
-        have = 0 if predictions is None else len(predictions)
-        parts.append(f"stop-set agreement needs {window} models ({have} so far)")
-    if n_labeled is not None and len(n_labeled) >= 3:
-        f = forecast_gain(n_labeled, accuracy, n_more)
-        interval = (f" ({100 * f.low:.1f}-{100 * f.high:.1f})"
-                    if np.isfinite(f.low) else " (no interval yet: too few points)")
-        parts.append(f"the next {int(n_more)} labels are forecast to add "
-                     f"{100 * f.gain:.1f} points{interval}")
-    else:
-        have = 0 if n_labeled is None else len(n_labeled)
-        parts.append(f"the forecast needs 3 evaluated models ({have} so far)")
-    return "; ".join(parts)
+    return assess(predictions, n_labeled, accuracy, n_more=n_more, window=window)["sentence"]

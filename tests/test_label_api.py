@@ -13,6 +13,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from label_support import CLASSES, make_project, wait_for  # noqa: E402
+from skal.label.project import Project  # noqa: E402
 from skal.label.server import create_app  # noqa: E402
 
 BASE = "http://127.0.0.1:8765"
@@ -75,6 +76,7 @@ def test_state_and_first_batch(served):
     assert all("guess" not in it for it in batch["items"])  # off by default
     assert state["counts"]["per_class"] == {"dark": 0, "bright": 0}
     assert state["worker"]["stage"] == "idle" and state["model_version"] == 0
+    assert state["stopping"] is None  # no model yet
     page = client.get("/")
     assert page.status_code == 200 and "skal label" in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
@@ -183,6 +185,11 @@ def test_submit_retrains_and_next_batch_explains_picks(served_sync):
     assert all(isinstance(it["score"], float) for it in batch["items"])
     assert skipped not in [it["id"] for it in batch["items"]]  # not re-queried at once
     assert project.model_meta["n_train"] == len(project.labeled_ids(holdout=False))
+    # The stopping verdict is the one stored with the model when it was trained.
+    stored = Project(project.path).model_meta["stopping"]
+    assert state["stopping"] == stored and stored["n_models"] == 1
+    assert stored["sentence"] == ("stop-set agreement needs 3 models (1 so far); the forecast "
+                                  "needs 3 evaluated models (0 so far)")
     svg = client.get("/api/curve.svg")
     assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
     assert b"<svg" in svg.content

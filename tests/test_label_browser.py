@@ -201,6 +201,9 @@ def test_label_a_batch_in_chromium(live, page):
     why.locator("summary").click()
     expect(why.locator(".numbers")).to_be_visible()
     assert re.fullmatch(r"\S.* · rank 1 of \d+", why.locator(".numbers").inner_text())
+    # The stopping verdict stored with the model, in its own words.
+    stopping = get_json(live.port, "/api/state")["stopping"]
+    expect(page.locator("#stopping")).to_have_text(f"When to stop: {stopping['sentence']}.")
     assert page.errors == [] and page.failed == []
 
     final = live.labels()

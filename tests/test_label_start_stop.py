@@ -1,16 +1,17 @@
 """``skal label init --initial`` (a label-free first batch) and the stopping line of ``status``."""
 
 import csv
-import re
+import json
 
 import numpy as np
 import pytest
 
 from label_support import make_image_folder
 from skal.cli import main
-from skal.label.loop import _query_seed
-from skal.label.project import KEPT_MODELS, Project
+from skal.label.loop import _query_seed, build_network
+from skal.label.project import FORECAST_LABELS, KEPT_MODELS, STOP_SET_SIZE, Project
 from skal.query.cold_start import probcover
+from skal.stopping import assess
 
 
 def _read_csv(path):
@@ -60,12 +61,32 @@ def test_initial_first_batch_then_stopping_status(tmp_path, capsys):
         _teach(tmp_path, project, batch, truth, f"a{round_}.csv")
         assert main(["label", "query", str(project), "--out", str(tmp_path / "b.csv")]) == 0
         batch = _read_csv(tmp_path / "b.csv")
-    assert len(Project(project).kept_model_paths()) == KEPT_MODELS == 3
+    opened = Project(project)
+    assert len(opened.kept_model_paths()) == KEPT_MODELS == 3
+    # The verdict stored with the newest model is skal.stopping.assess on the three kept
+    # models' predictions on the project's stop set, recomputed here from their weights.
+    rng = np.random.default_rng(int(opened.config["seed"]))
+    pick = np.sort(rng.choice(opened.n_items, min(STOP_SET_SIZE, opened.n_items), replace=False))
+    predictions = []
+    for path in opened.kept_model_paths():
+        net = build_network(opened.config)
+        net.initialize()
+        net.load_params(f_params=str(path))
+        predictions.append(net.predict(opened.images[pick]))
+    curve = [(int(r["n_train"]), float(r["accuracy"])) for r in opened.curve if r["accuracy"]]
+    expected = assess(predictions, [n for n, _ in curve] or None, [a for _, a in curve] or None,
+                      n_more=FORECAST_LABELS, window=3)
+    stored = opened.model_meta["stopping"]
+    assert stored == json.loads(json.dumps(expected))
+    assert stored["agreement"] == np.mean(np.all(np.stack(predictions) == predictions[0], axis=0))
+    # status prints that stored sentence; another --next recomputes the forecast part only.
+    assert main(["label", "status", str(project)]) == 0
+    assert f"stop? {stored['sentence']}\n" in capsys.readouterr().out
     assert main(["label", "status", str(project), "--next", "50"]) == 0
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("stop? "))
-    match = re.match(r"stop\? the last 3 models agree on (\d+\.\d) % of the stop set; ", line)
-    assert match and 0 <= float(match.group(1)) <= 100
+    agree = f"stop? the last 3 models agree on {100 * stored['agreement']:.1f} % of the stop set; "
+    assert line.startswith(agree)
     assert "the next 50 labels are forecast to add" in line or "the forecast needs 3" in line
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from skal.callbacks import StoppingRules
-from skal.stopping import (agreement, describe, fit_power_law, forecast_gain, forecast_stop,
+from skal.stopping import (agreement, assess, describe, fit_power_law, forecast_gain, forecast_stop,
                            kappa, kappas, plateau_stop, power_law, stabilizing_predictions)
 
 
@@ -109,6 +109,27 @@ def test_describe_sentence():
     assert describe(preds[:1], n[:2], acc[:2]) == (
         "stop-set agreement needs 3 models (1 so far); the forecast needs 3 evaluated "
         "models (2 so far)")
+
+
+def test_assess_numbers_and_the_stable_flag():
+    # Three models on 4 items: the last changes its mind on one item of each class.
+    a = np.array([0, 0, 1, 1])
+    b = np.array([0, 1, 1, 0])
+    verdict = assess([a, a, b], window=3, threshold=0.99)
+    # kappa(a, a) = 1; kappa(a, b): p_o = 0.5, p_e = 0.5 -> 0. Mean 0.5.
+    assert verdict["agreement"] == 0.5 and verdict["kappa"] == 0.5
+    assert verdict["stable"] is False and verdict["forecast"] is None
+    assert verdict["n_models"] == 3 and verdict["n_points"] == 0
+    assert verdict["sentence"].startswith("the last 3 models agree on 50.0 % of the stop set; ")
+    # The same models unchanged: the stabilizing-predictions rule fires on them.
+    same = assess([a, a, a], window=3)
+    assert same["agreement"] == 1.0 and same["kappa"] == 1.0 and same["stable"] is True
+    # Only the last `window` models count.
+    assert assess([b, a, a, a], window=3)["stable"] is True
+    n = np.arange(1, 9) * 50
+    f = assess(n_labeled=n, accuracy=power_law(n, 0.9, 1.5, 0.6), n_more=100)["forecast"]
+    assert f["n_more"] == 100
+    assert f["gain"] == pytest.approx(power_law(500, 0.9, 1.5, 0.6) - power_law(400, 0.9, 1.5, 0.6))
 
 
 class ScriptedExperiment:

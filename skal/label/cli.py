@@ -31,7 +31,7 @@ def _default_annotator():
 
 def _add_commands(commands):
     """Add init, serve, query, teach, status and export to a sub-command group."""
-    from skal.label.project import DEFAULTS
+    from skal.label.project import DEFAULTS, FORECAST_LABELS
     from skal.registry import INITIALS, METHODS, MODELS  # names only: `skal --help` stays fast
 
     init = commands.add_parser(
@@ -127,7 +127,7 @@ def _add_commands(commands):
     status = commands.add_parser("status", help="counts per class, rounds, held-out accuracy, "
                                                 "whether to stop")
     status.add_argument("project", type=Path)
-    status.add_argument("--next", type=int, default=100, metavar="N",
+    status.add_argument("--next", type=int, default=FORECAST_LABELS, metavar="N",
                         help="labels the forecast looks ahead (default: %(default)s)")
 
     export = commands.add_parser("export", help="every label with its provenance, as CSV or "
@@ -315,33 +315,16 @@ def _status(args):
     return 0
 
 
-def _stopping_sentence(project, n_more, stop_set_size=1000):
-    """What skal.stopping says now: the kept models' agreement on a fixed stop set (images
-    drawn once from the project by its seed) and the held-out accuracy curve's forecast."""
-    import numpy as np
+def _stopping_sentence(project, n_more):
+    """What skal.stopping says now: the verdict stored with the model when it was trained
+    (as the page shows it), recomputed only for another ``--next``."""
+    from skal.label.loop import stopping_verdict
+    from skal.label.project import FORECAST_LABELS
 
-    from skal import stopping
-    from skal.label.loop import build_network
-    from skal.label.project import KEPT_MODELS
-
-    points = {}  # the latest accuracy at each training-set size, sizes increasing
-    for row in project.curve:
-        if row.get("accuracy") not in (None, ""):
-            points[int(row["n_train"])] = float(row["accuracy"])
-    n = sorted(points)
-    predictions = []
-    paths = project.kept_model_paths()
-    if paths:
-        rng = np.random.default_rng(int(project.config["seed"]))
-        size = min(stop_set_size, project.n_items)
-        stop_set = project.images[np.sort(rng.choice(project.n_items, size, replace=False))]
-        for path in paths:
-            net = build_network(project.config)
-            net.initialize()
-            net.load_params(f_params=str(path))
-            predictions.append(net.predict(stop_set))
-    return stopping.describe(predictions, n or None, [points[k] for k in n] or None,
-                             n_more=n_more, window=KEPT_MODELS)
+    meta = project.model_meta or {}
+    if "stopping" in meta and int(n_more) == FORECAST_LABELS:
+        return meta["stopping"]["sentence"]
+    return stopping_verdict(project, project.kept_model_paths(), n_more=n_more)["sentence"]
 
 
 def _export(args):

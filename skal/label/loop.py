@@ -34,10 +34,11 @@ import numpy as np
 from skorch.callbacks import Callback
 
 from skal.label.network import build_network, load_network
-from skal.label.project import now
+from skal.label.project import FORECAST_LABELS, KEPT_MODELS, STOP_SET_SIZE, now
 from skal.label.why import explain
 
-__all__ = ["build_network", "load_network", "needs_training", "train", "query_batch", "advance"]
+__all__ = ["build_network", "load_network", "needs_training", "train", "stopping_verdict",
+           "query_batch", "advance"]
 
 
 class _Progress(Callback):
@@ -143,19 +144,79 @@ def train(project, progress=None, snapshot=None):
                                         net.predict(project.images[snapshot["held"]])))
     buf = io.BytesIO()
     net.save_params(f_params=buf)
+    # The stopping verdict, computed once here and kept with the model: the page
+    # and ``skal label status`` read it (the earlier kept models' weights are
+    # reloaded for their stop-set predictions; this one's are in memory).
+    kept = project.kept_model_paths()[-(KEPT_MODELS - 1):]
+    point = None if accuracy is None else (int(len(ids)), accuracy)
+    verdict = stopping_verdict(project, [*kept, net], point)
     with project.lock:
         version = project.model_version + 1
         project.set_model({"version": version, "round": snapshot["round"],
                            "train_digest": snapshot["digest"], "n_train": int(len(ids)),
                            "n_holdout": int(len(snapshot["held"])), "accuracy": accuracy,
                            "epochs_trained": int(net.epochs_trained_),
-                           "train_seconds": round(seconds, 3), "time": now()},
+                           "train_seconds": round(seconds, 3), "time": now(),
+                           "stopping": verdict},
                           buf.getvalue())
         project.add_curve_point({"round": snapshot["round"], "model_version": version,
                                  "n_train": int(len(ids)), "n_holdout": int(len(snapshot["held"])),
                                  "accuracy": "" if accuracy is None else round(accuracy, 4),
                                  "time": now()})
     return learner
+
+
+def stop_set(project, size=STOP_SET_SIZE):
+    """The fixed stop set: up to ``size`` of the project's images, drawn once by its seed.
+
+    Returns
+    -------
+    ndarray of shape (min(size, n_items), H, W[, C]), uint8
+    """
+    rng = np.random.default_rng(int(project.config["seed"]))
+    size = min(int(size), project.n_items)
+    return project.images[np.sort(rng.choice(project.n_items, size, replace=False))]
+
+
+def stopping_verdict(project, models, point=None, n_more=FORECAST_LABELS):
+    """What :func:`skal.stopping.assess` says about ``models`` and the held-out curve.
+
+    Parameters
+    ----------
+    project : Project
+    models : sequence of path or fitted network
+        Successive models, oldest first: weight files (loaded into the
+        project's network) or networks in memory.
+    point : tuple (n_train, accuracy), optional
+        A curve point not yet in ``curve.csv`` (the model being stored).
+    n_more : int, default=FORECAST_LABELS
+
+    Returns
+    -------
+    dict
+        :func:`skal.stopping.assess`'s result (``sentence``, ``agreement``,
+        ``stable``, ``forecast``, ...).
+    """
+    from skal import stopping
+
+    points = {}  # the latest accuracy at each training-set size
+    for row in project.curve:
+        if row.get("accuracy") not in (None, ""):
+            points[int(row["n_train"])] = float(row["accuracy"])
+    if point is not None:
+        points[int(point[0])] = float(point[1])
+    n = sorted(points)
+    images = stop_set(project) if len(models) else None
+    predictions = []
+    for model in models:
+        if not hasattr(model, "predict"):
+            net = build_network(project.config)
+            net.initialize()
+            net.load_params(f_params=str(model))
+            model = net
+        predictions.append(np.asarray(model.predict(images)))
+    return stopping.assess(predictions, n or None, [points[k] for k in n] or None,
+                           n_more=n_more, window=KEPT_MODELS)
 
 
 def _query_seed(config, round_):

@@ -77,6 +77,10 @@ DEFAULTS = {
 
 #: Weight files kept (the newest): the stopping rule compares the last models' predictions.
 KEPT_MODELS = 3
+#: Labels the stopping forecast looks ahead (the page's and ``skal label status``'s default).
+FORECAST_LABELS = 100
+#: Images in the fixed stop set whose predictions the agreement compares.
+STOP_SET_SIZE = 1000
 
 _CURVE_FIELDS = ["round", "model_version", "n_train", "n_holdout", "accuracy", "time"]
 _EXPORT_FIELDS = ["id", "file", "sha256", "label", "skipped", "holdout", "annotator", "time",

@@ -12,7 +12,8 @@ Endpoints
 ``GET /``                       the page (plain HTML/JS/CSS from ``static/``, no build step)
 ``GET /static/{name}``          the page's script and style sheet (a fixed set, held in memory)
 ``GET /favicon.ico``            the page's icon (a small PNG drawn once)
-``GET /api/state``              batch, answers, counts, progress, worker status, accuracy
+``GET /api/state``              batch, answers, counts, progress, worker status, accuracy,
+                                 stopping verdict
 ``GET /api/items/{id}/image``   one image as PNG, by item id only
 ``POST /api/answers``           save answers to the open batch (durable before the reply)
 ``POST /api/submit``            close the batch; the worker retrains and queries the next one
@@ -397,6 +398,8 @@ def _state(project, worker, annotator, guesses):
         "accuracy": {"value": accuracy, "n_holdout": n_holdout,
                      "min_holdout": int(project.config["min_holdout"])},
         "curve_points": len(project.curve),
+        # skal.stopping's verdict, computed once when the model was trained
+        "stopping": (project.model_meta or {}).get("stopping"),
         "done": batch is None and not worker.busy and len(project.pool_ids()) == 0,
     }
 

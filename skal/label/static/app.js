@@ -236,6 +236,15 @@ function formatWorker(w) {
   return text;
 }
 
+// The stopping verdict the server stored with the model (skal.stopping.assess):
+// its sentence as written there, and what the stabilizing-predictions rule concludes.
+function formatStopping(verdict) {
+  if (!verdict) return "When to stop: shown once a model is trained.";
+  let text = `When to stop: ${verdict.sentence}.`;
+  if (verdict.stable) text += " The models have stopped changing their minds: labeling more is unlikely to change the predictions.";
+  return text;
+}
+
 function renderHeader() {
   const s = view.state;
   $("project").textContent = s.project;
@@ -290,6 +299,7 @@ function renderHeader() {
   $("accuracy").textContent = acc.value === null ?
     `Held-out accuracy appears once ${acc.min_holdout} of your labels are held out (${acc.n_holdout} so far).` :
     `Held-out accuracy ${(acc.value * 100).toFixed(1)}% on ${acc.n_holdout} of your labels (never trained on).`;
+  $("stopping").textContent = formatStopping(s.stopping);
   const curve = $("curve");
   if (s.curve_points > 0) {
     const src = withToken(`/api/curve.svg?v=${s.model_version}`);
