@@ -34,7 +34,6 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from skal.callbacks import Callback  # noqa: E402
 from skal.results import atomic_write  # noqa: E402
 
 DATASETS = ("breastmnist", "pneumoniamnist", "retinamnist")
@@ -42,29 +41,6 @@ DATASETS = ("breastmnist", "pneumoniamnist", "retinamnist")
 INITIALS = ("random", "typiclust", "probcover")
 CELL_COLUMNS = ("initial", "dataset", "seed", "n_initial", "first_acc", "first_bacc",
                 "acc_area", "final_acc", "seconds", "status")
-
-
-class BalancedAccuracy(Callback):
-    """Write each cycle's test balanced accuracy to ``<trial>/balanced_accuracy.csv``.
-
-    ``learning_curve_`` keeps ACC and AUC; balanced accuracy needs the
-    model's predictions, so this callback asks the model after each cycle.
-    """
-
-    def __init__(self, path, X_test, y_test):
-        self.path, self.X_test, self.y_test = Path(path), X_test, y_test
-        self.rows = {}
-
-    def on_cycle_end(self, experiment, record):
-        from sklearn.metrics import balanced_accuracy_score
-
-        predicted = experiment.predict(self.X_test)
-        self.rows[record["cycle"]] = balanced_accuracy_score(self.y_test.reshape(-1), predicted)
-        old = _read_csv(self.path)
-        rows = {int(r["cycle"]): float(r["bacc"]) for r in old}
-        rows.update(self.rows)
-        text = "cycle,bacc\n" + "".join(f"{c},{rows[c]!r}\n" for c in sorted(rows))
-        atomic_write(self.path, lambda fh: fh.write(text.encode()))
 
 
 def _read_csv(path):
@@ -88,28 +64,25 @@ def run_one(initial, dataset, seed, work_dir, root, threads, results, cycles=Non
     """One cell: the fast preset's trial with ``initial`` as the first batch; a cells.csv row."""
     from skal.metrics import budget_curve_area
     from skal.protocols import get_preset
-    from skal.runner import load_data, run_cell, trial_dir
+    from skal.runner import load_data, run_cell
 
     os.environ["SKAL_CACHE_DIR"] = str(cache_root or Path(work_dir) / "cache")
     out = Path(work_dir) / initial
-    path = trial_dir(out, "fast", dataset, "random", seed)
     data = load_data(dataset, root=root, eval_split=get_preset("fast").eval_split)
     if initial != "random":
         ensure_features(dataset, work_dir, root, threads, results)
     start = time.perf_counter()
     result = run_cell("random", dataset, seed, threads=threads, preset="fast", out=str(out),
-                      root=root, download=False, data=data, initial=initial, cycles=cycles,
-                      callbacks=[BalancedAccuracy(path / "balanced_accuracy.csv", data[2],
-                                                  data[3])])
+                      root=root, download=False, data=data, initial=initial, cycles=cycles)
     row = {"initial": initial, "dataset": dataset, "seed": seed, "status": result["status"],
            "seconds": time.perf_counter() - start}
     if result["status"] == "failed":
         print(f"{initial} {dataset} {seed}: failed: {result['error']}", file=sys.stderr)
         return row
     curve = result["rows"]
-    bacc = {int(r["cycle"]): float(r["bacc"]) for r in _read_csv(path / "balanced_accuracy.csv")}
+    # balanced accuracy: the trial's own column (skal.metrics.curve_metrics), as in the grid
     row.update(n_initial=curve[0]["n_labeled"], first_acc=curve[0]["acc"],
-               first_bacc=bacc.get(1, float("nan")), final_acc=curve[-1]["acc"],
+               first_bacc=curve[0]["balanced_acc"], final_acc=curve[-1]["acc"],
                acc_area=budget_curve_area([r["n_labeled"] for r in curve],
                                           [r["acc"] for r in curve]))
     return row
