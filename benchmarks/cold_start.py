@@ -13,9 +13,11 @@ wall and CPU seconds), into the cache the runs then read. Every cell is a
 :func:`skal.runner.run_cell` trial with its own checkpoint, so an interrupted
 benchmark resumes where it stopped; ``cells.csv`` is rewritten after each cell
 and the summary from whatever cells have finished (``--report-only`` rewrites
-it without running anything).
+it without running anything). Whole runs are the benchmark grid's own cells
+(:func:`arm_dir`): the random arm is the grid's ``random`` method, with the
+grid's 2 threads, and a cell either script has computed is loaded by the other.
 
-    python benchmarks/cold_start.py --jobs 2 --threads 1
+    python benchmarks/cold_start.py --initials random probcover
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from skal.callbacks import Callback  # noqa: E402
 from skal.results import atomic_write  # noqa: E402
 
 DATASETS = ("breastmnist", "pneumoniamnist", "retinamnist")
@@ -42,29 +43,6 @@ DATASETS = ("breastmnist", "pneumoniamnist", "retinamnist")
 INITIALS = ("random", "typiclust", "probcover")
 CELL_COLUMNS = ("initial", "dataset", "seed", "n_initial", "first_acc", "first_bacc",
                 "acc_area", "final_acc", "seconds", "status")
-
-
-class BalancedAccuracy(Callback):
-    """Write each cycle's test balanced accuracy to ``<trial>/balanced_accuracy.csv``.
-
-    ``learning_curve_`` keeps ACC and AUC; balanced accuracy needs the
-    model's predictions, so this callback asks the model after each cycle.
-    """
-
-    def __init__(self, path, X_test, y_test):
-        self.path, self.X_test, self.y_test = Path(path), X_test, y_test
-        self.rows = {}
-
-    def on_cycle_end(self, experiment, record):
-        from sklearn.metrics import balanced_accuracy_score
-
-        predicted = experiment.predict(self.X_test)
-        self.rows[record["cycle"]] = balanced_accuracy_score(self.y_test.reshape(-1), predicted)
-        old = _read_csv(self.path)
-        rows = {int(r["cycle"]): float(r["bacc"]) for r in old}
-        rows.update(self.rows)
-        text = "cycle,bacc\n" + "".join(f"{c},{rows[c]!r}\n" for c in sorted(rows))
-        atomic_write(self.path, lambda fh: fh.write(text.encode()))
 
 
 def _read_csv(path):
@@ -83,39 +61,56 @@ def _write_csv(path, columns, rows):
     atomic_write(path, lambda fh: fh.write(buffer.getvalue().encode()))
 
 
-def run_one(initial, dataset, seed, work_dir, root, threads, results, cycles=None,
+def arm_dir(initial, grid_dir, work_dir, cycles=None):
+    """Where an arm's trials keep their checkpoints.
+
+    Whole runs share the benchmark grid's folders (``run_all.py``'s work dir,
+    ``--initial NAME`` suffixed as there): the random arm *is* the grid's
+    ``random`` method, and a cold-start arm is ``run_all.py --methods random
+    --initial NAME``, so a cell computed by either script is loaded, not
+    retrained, by the other. Shortened runs (``cycles``) have their own.
+    """
+    from benchmarks.run_all import initial_suffix
+
+    if cycles is not None:
+        return Path(work_dir) / initial
+    grid_dir = Path(grid_dir)
+    return grid_dir.with_name(grid_dir.name + initial_suffix(initial))
+
+
+def run_one(initial, dataset, seed, out_dir, root, threads, results, cycles=None,
             cache_root=None):
-    """One cell: the fast preset's trial with ``initial`` as the first batch; a cells.csv row."""
+    """One cell: the fast preset's trial with ``initial`` as the first batch; a cells.csv row.
+
+    ``out_dir`` is the arm's folder (:func:`arm_dir`); the trial is the one
+    ``run_all.py`` runs (the same function and settings), so both share it.
+    """
     from skal.metrics import budget_curve_area
     from skal.protocols import get_preset
-    from skal.runner import load_data, run_cell, trial_dir
+    from skal.runner import load_data, run_cell
 
-    os.environ["SKAL_CACHE_DIR"] = str(cache_root or Path(work_dir) / "cache")
-    out = Path(work_dir) / initial
-    path = trial_dir(out, "fast", dataset, "random", seed)
+    os.environ["SKAL_CACHE_DIR"] = str(cache_root)
     data = load_data(dataset, root=root, eval_split=get_preset("fast").eval_split)
     if initial != "random":
-        ensure_features(dataset, work_dir, root, threads, results)
+        ensure_features(dataset, root, threads, results)
     start = time.perf_counter()
-    result = run_cell("random", dataset, seed, threads=threads, preset="fast", out=str(out),
-                      root=root, download=False, data=data, initial=initial, cycles=cycles,
-                      callbacks=[BalancedAccuracy(path / "balanced_accuracy.csv", data[2],
-                                                  data[3])])
+    result = run_cell("random", dataset, seed, threads=threads, preset="fast", out=str(out_dir),
+                      root=root, download=False, data=data, initial=initial, cycles=cycles)
     row = {"initial": initial, "dataset": dataset, "seed": seed, "status": result["status"],
            "seconds": time.perf_counter() - start}
     if result["status"] == "failed":
         print(f"{initial} {dataset} {seed}: failed: {result['error']}", file=sys.stderr)
         return row
     curve = result["rows"]
-    bacc = {int(r["cycle"]): float(r["bacc"]) for r in _read_csv(path / "balanced_accuracy.csv")}
+    # balanced accuracy: the trial's own column (skal.metrics.curve_metrics), as in the grid
     row.update(n_initial=curve[0]["n_labeled"], first_acc=curve[0]["acc"],
-               first_bacc=bacc.get(1, float("nan")), final_acc=curve[-1]["acc"],
+               first_bacc=curve[0]["balanced_acc"], final_acc=curve[-1]["acc"],
                acc_area=budget_curve_area([r["n_labeled"] for r in curve],
                                           [r["acc"] for r in curve]))
     return row
 
 
-def ensure_features(dataset, work_dir, root, threads, out):
+def ensure_features(dataset, root, threads, out):
     """The default SimCLR features of a dataset's training split in the cache, computed once.
 
     Cells run in parallel processes: the first to need a dataset's features
@@ -195,7 +190,7 @@ def summarise(rows, out, suffix=""):
     return text
 
 
-def first_batch_classes(rows, work_dir, root, out, suffix=""):
+def first_batch_classes(rows, arm_dirs, root, out, suffix=""):
     """first_batch_classes{suffix}.md: what each arm's first batch holds, from the trials'
     labeled.csv: classes present, and the share of the dataset's rarest class."""
     from skal.runner import load_data, trial_dir
@@ -212,7 +207,7 @@ def first_batch_classes(rows, work_dir, root, out, suffix=""):
                            and r.get("status") in ("computed", "resumed", "loaded"))
             present, shares = [], []
             for seed in seeds:
-                path = trial_dir(Path(work_dir) / initial, "fast", dataset, "random", seed)
+                path = trial_dir(arm_dirs[initial], "fast", dataset, "random", seed)
                 batch = [int(r["index"]) for r in _read_csv(path / "labeled.csv")
                          if r["cycle"] == "1"]
                 present.append(len(np.unique(y[batch])))
@@ -232,11 +227,17 @@ def main(argv=None):
                         help="arms in priority order (random is always run first: it is the "
                              "baseline; the first other arm is interleaved with it by seed)")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
-    parser.add_argument("--jobs", type=int, default=2, help="cells at once (processes)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per cell")
+    parser.add_argument("--jobs", type=int, default=1, help="cells at once (processes)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads per cell (2: as the committed grid, whose random "
+                             "cells are this benchmark's random arm)")
     parser.add_argument("--root", default=os.environ.get("MEDMNIST_ROOT"))
+    parser.add_argument("--grid-dir", default=str(REPO / "runs" / "benchmarks"),
+                        help="run_all.py's --work-dir: whole runs keep their checkpoints in "
+                             "the grid's folders and share its cells (not committed)")
     parser.add_argument("--work-dir", default=str(REPO / "runs" / "cold_start"),
-                        help="checkpoints and the feature cache (not committed)")
+                        help="the feature cache, and the checkpoints of --cycles runs "
+                             "(not committed)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "cold_start"))
     parser.add_argument("--cycles", type=int,
                         help="stop each trial after this many cycles (1: the first-cycle "
@@ -252,6 +253,7 @@ def main(argv=None):
     cache_root = str(work_dir / "cache")  # one feature cache for full and shortened runs
     work_dir = work_dir.with_name(work_dir.name + suffix)
     initials = ["random"] + [i for i in args.initials if i != "random"]
+    arm_dirs = {i: arm_dir(i, args.grid_dir, work_dir, args.cycles) for i in INITIALS}
     cells_path = out / f"cells{suffix}.csv"
     rows = {}
     for path in [*args.merge, cells_path]:
@@ -266,8 +268,8 @@ def main(argv=None):
         cells += [(i, d, s) for i in later for s in args.seeds for d in args.datasets]
         cells = [c for c in cells if c not in rows]
         print(f"{len(cells)} cell(s) to run, {args.jobs} at a time", file=sys.stderr, flush=True)
-        tasks = (delayed(run_one)(i, d, s, str(work_dir), args.root, args.threads, str(out),
-                                  args.cycles, cache_root) for i, d, s in cells)
+        tasks = (delayed(run_one)(i, d, s, str(arm_dirs[i]), args.root, args.threads,
+                                  str(out), args.cycles, cache_root) for i, d, s in cells)
         for row in Parallel(n_jobs=args.jobs, return_as="generator_unordered")(tasks):
             if row["status"] != "failed":
                 rows[(row["initial"], row["dataset"], int(row["seed"]))] = row
@@ -277,7 +279,7 @@ def main(argv=None):
             print(f"{row['initial']} {row['dataset']} seed {row['seed']}: {row['status']} "
                   f"({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
     print(summarise(list(rows.values()), out, suffix))
-    print(first_batch_classes(list(rows.values()), work_dir, args.root, out, suffix))
+    print(first_batch_classes(list(rows.values()), arm_dirs, args.root, out, suffix))
     return 0
 
 

@@ -82,6 +82,16 @@ DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+def initial_suffix(initial):
+    """The folder suffix of a grid whose first batches come from ``initial``.
+
+    ``''`` for random (the study's first batch); ``'_initial-NAME'`` otherwise,
+    added to the default work dir and out, so that runs with other first
+    batches never mix with the grid's (benchmarks/cold_start.py shares them).
+    """
+    return "" if initial == "random" else f"_initial-{initial}"
+
+
 def default_out(preset, size=28):
     """Where the grid's CSV and report go by default: ``benchmarks/results/<preset>/``.
 
@@ -468,8 +478,8 @@ def main(argv=None, prog=None):
         methods, datasets, seeds, root = select_grid(args)
         out = Path(args.out).absolute() if args.out else default_out(args.preset, args.size)
         work_dir = Path(args.work_dir).absolute() if args.work_dir else DEFAULT_WORK_DIR
-        if args.initial != "random":  # another first batch: other folders, never mixed
-            suffix = f"_initial-{args.initial}"
+        suffix = initial_suffix(args.initial)
+        if suffix:  # another first batch: other folders, never mixed
             out = out if args.out else out.with_name(out.name + suffix)
             work_dir = work_dir if args.work_dir else work_dir.with_name(work_dir.name + suffix)
         if work_dir == out or out in work_dir.parents:
