@@ -54,6 +54,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import shlex
 import sys
@@ -180,6 +181,11 @@ def build_parser(prog="run_all.py"):
     dask.add_argument("--dask-workers", type=int, metavar="N",
                       help="start a local Dask cluster of N single-threaded worker processes "
                            "and run the cells on it")
+    parser.add_argument("--reuse", type=Path, metavar="CSV",
+                        help="a grid's results.csv (e.g. the committed one) whose complete "
+                             "cells are taken as they are instead of run: after a change that "
+                             "leaves them bit-identical (rerun a few of them into another --out "
+                             "to check), only the cells it lacks are computed")
     parser.add_argument("--quiet", action="store_true",
                         help="no line per finished cell (the summary is still printed)")
     return parser
@@ -290,7 +296,7 @@ class GridResults:
     def rows(self):
         out = []
         for cell in sorted(self.results, key=self._key):
-            out.extend(sorted(self.results[cell]["rows"], key=lambda r: r["cycle"]))
+            out.extend(sorted(self.results[cell]["rows"], key=lambda r: int(r["cycle"])))
         return format_rows(out)
 
     def write(self):
@@ -315,6 +321,42 @@ def write_report(grid, out, command):
     for path in stale - set(paths.values()):
         path.unlink(missing_ok=True)
     return paths["report"]
+
+
+def reused_cells(path, cells):
+    """The cells of ``cells`` that are complete in a grid's results.csv, as cell results.
+
+    A cell is complete when its rows are cycles 1 to K, K being the most
+    cycles any cell of its dataset has in the file. Read as written (text),
+    so the rows are copied digit for digit.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``results.csv`` of this script.
+    cells : iterable of (method, dataset, seed)
+
+    Returns
+    -------
+    dict
+        (method, dataset, seed) -> a :func:`skal.runner.run_cell`-like result
+        with status ``'reused'``.
+    """
+    by_cell, longest = {}, {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            cell = (row["method"], row["dataset"], int(row["seed"]))
+            by_cell.setdefault(cell, []).append({k: row.get(k, "") for k in RESULT_COLUMNS})
+    for (_, dataset, _), rows in by_cell.items():
+        longest[dataset] = max(longest.get(dataset, 0), len(rows))
+    reused = {}
+    for cell in cells:
+        rows = sorted(by_cell.get(cell, []), key=lambda r: int(r["cycle"]))
+        if rows and [int(r["cycle"]) for r in rows] == list(range(1, longest[cell[1]] + 1)):
+            reused[cell] = {"method": cell[0], "dataset": cell[1], "seed": cell[2],
+                            "status": "reused", "n_resumed_cycles": 0, "rows": rows,
+                            "error": None, "seconds": 0.0, "threads": 0, "host": "", "pid": 0}
+    return reused
 
 
 # ----------------------------------------------------------------------------
@@ -482,6 +524,9 @@ def main(argv=None, prog=None):
         if suffix:  # another first batch: other folders, never mixed
             out = out if args.out else out.with_name(out.name + suffix)
             work_dir = work_dir if args.work_dir else work_dir.with_name(work_dir.name + suffix)
+        if args.reuse is not None and not args.reuse.is_file():
+            raise UsageError(f"--reuse {args.reuse}: no such file; give a results.csv this "
+                             f"script wrote (the committed grid's, for instance).")
         if work_dir == out or out in work_dir.parents:
             raise UsageError(f"--work-dir {work_dir} is inside --out {out}: checkpoints must "
                              f"not go with the results; choose another --work-dir.")
@@ -509,6 +554,13 @@ def main(argv=None, prog=None):
             if not args.quiet:
                 print(_describe(result, done, total), file=err)
     to_run = [cell for cell in cells if cell[1] not in data_errors]
+    if args.reuse is not None:
+        reused = reused_cells(args.reuse, to_run)
+        for result in reused.values():
+            grid.add(result)
+        done += len(reused)
+        to_run = [cell for cell in to_run if cell not in reused]
+        print(f"{len(reused)} cell(s) taken from {args.reuse} as they are", file=err)
     settings = dict(preset=args.preset, out=str(work_dir), epochs=args.epochs,
                     budget=args.budget, cycles=args.cycles, model=args.model,
                     dropout=args.dropout, loss_weight=args.loss_weight, size=args.size,
@@ -553,7 +605,8 @@ def main(argv=None, prog=None):
         counts[result["status"]] = counts.get(result["status"], 0) + 1
     print(f"{total} cell(s) in {time.perf_counter() - start:.1f} s: "
           + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("computed", "resumed", "loaded",
-                                                          "failed")))
+                                                          "failed"))
+          + (f", {counts['reused']} reused" if counts.get("reused") else ""))
     if counts.get("loaded", 0) == total:
         print("All cells were already complete; nothing was recomputed.")
     failures = grid.failures

@@ -123,6 +123,31 @@ def test_rerun_loads_finished_cells_and_writes_the_same_csv(grid, monkeypatch, c
     assert (grid["out"] / "results.csv").read_bytes() == grid["csv"]
 
 
+def test_reuse_takes_complete_cells_from_a_csv_and_computes_only_the_rest(grid, tmp_path,
+                                                                           capsys):
+    # The committed grid minus one cell (random, breastmnist, seed 1), and a cell cut short
+    # (coreset, bloodmnist, seed 0: cycle 1 only), in a fresh work dir: exactly those two are
+    # computed (the same numbers as the grid's), every other row is copied as written.
+    lines = grid["csv"].decode().splitlines(keepends=True)
+    dropped = [ln for ln in lines[1:] if ln.startswith("random,breastmnist,1,")
+               or ln.startswith("coreset,bloodmnist,0,2,")]
+    assert len(dropped) == 3
+    partial = tmp_path / "partial.csv"
+    partial.write_text("".join(ln for ln in lines if ln not in dropped))
+    args = grid_args(grid["root"], tmp_path / "out", tmp_path / "work", "--jobs", "1",
+                     "--threads", str(grid["threads"]), "--reuse", str(partial))
+    assert run_all.main(args) == 0
+    captured = capsys.readouterr()
+    assert f"6 cell(s) taken from {partial} as they are" in captured.err
+    assert "2 computed, 0 resumed, 0 loaded, 0 failed, 6 reused" in captured.out
+    assert numbers(read_rows(tmp_path / "out" / "results.csv")) == numbers(
+        read_rows(grid["out"] / "results.csv"))
+    assert run_all.main(grid_args(grid["root"], tmp_path / "out", tmp_path / "work",
+                                  "--reuse", str(tmp_path / "nothing.csv"))) == 2
+    err = capsys.readouterr().err
+    assert "--reuse" in err and "no such file" in err
+
+
 def joblib_rows(grid, dataset=None):
     rows = [dict(zip(RESULT_COLUMNS, line.split(",")))
             for line in grid["csv"].decode().splitlines()[1:]]
