@@ -1,7 +1,8 @@
 """What bounds a labeling server's memory on a large folder (benchmarks/results/label_scale.md).
 
-The project's images stay on disk (memory-mapped), and a pass over the pool
-hands the network a few batches at a time (the same numbers, the same picks).
+The project's images stay on disk (memory-mapped), a pass over the pool
+hands the network a few batches at a time (the same numbers, the same
+picks), and the worker gives the memory it freed back when it goes idle.
 """
 
 import numpy as np
@@ -80,3 +81,28 @@ def test_a_pass_over_the_pool_in_chunks_gives_the_same_numbers_and_picks(tmp_pat
         picked_whole, utilities_whole = query()
     assert np.array_equal(picked, picked_whole)
     assert np.array_equal(utilities, utilities_whole, equal_nan=True)
+
+
+def test_the_worker_gives_freed_memory_back_at_each_stage_and_when_idle(tmp_path, monkeypatch):
+    import platform
+
+    from skal.label import worker
+
+    if platform.libc_ver()[0] == "glibc":  # elsewhere there is no malloc_trim to call
+        assert worker.release_freed_memory() is True
+    events = []
+
+    def advance(project, progress, ahead):  # trains, then queries, as the loop reports
+        for stage, fraction in [("training", 0.5), ("training", 1.0), ("querying", 0.0),
+                                ("querying", 1.0)]:
+            progress(stage, fraction)
+            events.append(stage)
+
+    monkeypatch.setattr(worker, "advance", advance)
+    monkeypatch.setattr(worker, "release_freed_memory", lambda: events.append("trim"))
+    project, _ = make_project(tmp_path, n=10)
+    background = worker.Worker(project)
+    assert background.start()
+    background.join(10)
+    assert events == ["training", "training", "trim", "querying", "querying", "trim"]
+    assert background.status()["stage"] == "idle"
