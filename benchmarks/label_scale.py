@@ -15,7 +15,8 @@ does), then, each in its own process as a user would run them:
 
 Printed: init seconds and peak MB, the number of requests and the median
 and worst latency of each kind during the background work, and the
-server's resident memory (now and at its peak).
+server's resident memory (now, of which anonymous and file pages, and at
+its peak). ``benchmarks/label_memory.py`` says where it goes, stage by stage.
 
 Usage::
 
@@ -44,13 +45,18 @@ from benchmarks.label_latency import make_folder, request, wait_state  # noqa: E
 
 
 def rss_mb(pid):
-    """(current, peak) resident memory of a process in MB (Linux /proc), or (None, None)."""
+    """Resident memory of a process in MB (Linux /proc): now, peak, anonymous, file pages.
+
+    The file pages (libraries, the memory-mapped ``images.npy``) are part of
+    "now"; the kernel can drop them at any time. All None where /proc lacks them.
+    """
     try:
         fields = dict(line.split(":", 1) for line in
                       Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+        return tuple(int(fields[k].split()[0]) / 1024
+                     for k in ("VmRSS", "VmHWM", "RssAnon", "RssFile"))
     except (OSError, KeyError, ValueError):
-        return None, None
+        return None, None, None, None
 
 
 def label_command(*args, env):
@@ -120,7 +126,7 @@ def main():
                     "answers": [{"id": item["id"], "label": truth[item["file"]]}]}))
                 answers.append(seconds)
                 time.sleep(0.2)
-            rss, peak = rss_mb(server.pid)
+            rss, peak, anon, file = rss_mb(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -136,8 +142,11 @@ def main():
     print(f"init {init_seconds:.1f} s, peak {init_peak:.0f} MB")
     print(f"during the background work ({', '.join(sorted(stages))}): /api/state "
           f"{summary(polls)}; one answer {summary(answers)}")
-    print(f"server memory: {rss if rss is None else round(rss)} MB now, "
-          f"{peak if peak is None else round(peak)} MB at its peak")
+    if rss is None:
+        print("server memory: not measured (no /proc)")
+    else:
+        print(f"server memory: {rss:.0f} MB now ({anon:.0f} anonymous, {file:.0f} file pages), "
+              f"{peak:.0f} MB at its peak")
 
 
 if __name__ == "__main__":

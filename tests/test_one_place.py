@@ -19,6 +19,7 @@ from skal.label import store
 
 
 def test_the_label_store_writes_through_the_one_writer():
+    assert store.atomic_write is results.atomic_write
     assert store.atomic_write_bytes is results.atomic_write_bytes
     assert store.fsync_dir is results.fsync_dir
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import contextlib
 
-__all__ = ["build_network", "load_network"]
+import numpy as np
+
+__all__ = ["build_network", "load_network", "PASS_CHUNK_BATCHES"]
+
+#: The network's batches per call when a pass goes over the pool (see ``_OnePoolPass``).
+PASS_CHUNK_BATCHES = 8
 
 
 class _OnePoolPass:
@@ -19,6 +24,17 @@ class _OnePoolPass:
     probabilities) both need the pool's pass; without this the pool would go
     through the network twice (the longer part of the wait between batches).
     Only the very array given is served from the cache.
+
+    A pass over the pool (the shared one, and ``predict_loss``) runs
+    :data:`PASS_CHUNK_BATCHES` of the network's batches per call and writes
+    each call's output into arrays made once. One call over the whole pool
+    keeps a small output tensor per batch until its end; glibc places them
+    in the memory the batches' activations freed, which then no longer fits
+    the next batch's activations and stays held, unused: the server's
+    memory grew by 2.4 GB in one pass over 40,000 64x64 images
+    (``benchmarks/results/label_scale.md``; ``benchmarks/label_memory.py
+    --allocator`` shows it without a network). Calls of whole batches feed
+    the network the same batches, so the numbers are the same.
     """
 
     _pool_pass = None
@@ -31,12 +47,36 @@ class _OnePoolPass:
         finally:
             self._pool_pass = None
 
+    def _in_chunks(self, method, X):
+        """``method(X)``, called on :data:`PASS_CHUNK_BATCHES` batches of ``X`` at a time.
+
+        ``method`` returns an array or a tuple of arrays with one row per
+        item; so does this.
+        """
+        if not isinstance(X, np.ndarray):
+            return method(X)
+        # The network's own batch size for prediction: chunks of whole batches.
+        batch = self.get_iterator(self.get_dataset(X[:1]), training=False).batch_size
+        step = max(int(batch), 1) * PASS_CHUNK_BATCHES
+        if len(X) <= step:
+            return method(X)
+        outs = None
+        for start in range(0, len(X), step):
+            parts = method(X[start:start + step])
+            single = not isinstance(parts, tuple)
+            parts = (parts,) if single else parts
+            if outs is None:
+                outs = [np.empty((len(X), *p.shape[1:]), dtype=p.dtype) for p in parts]
+            for out, part in zip(outs, parts):
+                out[start:start + len(part)] = part
+        return outs[0] if single else tuple(outs)
+
     def _cached(self, X):
         memo = self._pool_pass
         if memo is None or X is not memo[0]:
             return None
         if memo[1] is None:
-            memo[1] = super().predict_proba_and_embed(X)
+            memo[1] = self._in_chunks(super().predict_proba_and_embed, X)
         return memo[1]
 
     def predict_proba_and_embed(self, X):
@@ -60,6 +100,12 @@ def _network_classes():
 
     class LabelLossPredictionClassifier(_OnePoolPass, LossPredictionClassifier):
         """A LossPredictionClassifier whose pool pass is shared likewise."""
+
+        def predict_loss(self, X):
+            memo = self._pool_pass
+            if memo is None or X is not memo[0]:
+                return super().predict_loss(X)
+            return self._in_chunks(super().predict_loss, X)  # a pass over the pool
 
     return LabelImageClassifier, LabelLossPredictionClassifier
 

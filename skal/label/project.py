@@ -40,7 +40,8 @@ import numpy as np
 
 from skal.image_folder import (ImageFolderError, convert_color, file_sha256, list_image_files,
                                load_image_folder, read_image, read_labels_csv)
-from skal.label.store import append_jsonl, atomic_write_bytes, atomic_write_text, read_jsonl
+from skal.label.store import (append_jsonl, atomic_write, atomic_write_bytes, atomic_write_text,
+                              read_jsonl)
 
 __all__ = ["Project", "LabelError", "ProjectBusyError", "create_project", "DEFAULTS", "now"]
 
@@ -244,15 +245,20 @@ def create_project(path, *, classes=None, images=None, medmnist=None, split="tra
 
 def _write_items(path, images, files, hashes, holdout):
     """Write ``images.npy`` and ``items.csv`` (atomically, images first)."""
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(images, dtype=np.uint8))
-    atomic_write_bytes(path / IMAGES, buf.getvalue())
+    # Straight to the file: a buffer and its bytes would hold the images twice more.
+    atomic_write(path / IMAGES,
+                 lambda fh: np.save(fh, np.ascontiguousarray(images, dtype=np.uint8)))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["id", "file", "sha256", "holdout"])
     for i, (f, h) in enumerate(zip(files, hashes)):
         writer.writerow([i, f, h, int(_holdout_side(h, holdout))])
     atomic_write_text(path / ITEMS, out.getvalue())
+
+
+def _map_images(path):
+    """A project's ``images.npy``, memory-mapped read-only."""
+    return np.load(Path(path) / IMAGES, mmap_mode="r")
 
 
 def _check_requirements(config):
@@ -278,7 +284,9 @@ class Project:
     config : dict
         ``project.json``.
     classes : list of str
-    images : ndarray of uint8, shape (N, S, S) or (N, S, S, 3)
+    images : numpy.memmap of uint8, shape (N, S, S) or (N, S, S, 3)
+        ``images.npy``, memory-mapped read-only: rows are read from the file
+        when used, so a large project's images are not held in memory.
     files, sha256 : list of str, length N
     holdout : ndarray of bool, shape (N,)
     answers : dict of int to dict
@@ -303,7 +311,7 @@ class Project:
         # A project made before the preset was recorded trains with the default one.
         self.config.setdefault("preset", DEFAULTS["preset"])
         self.classes = list(self.config["classes"])
-        self.images = np.load(self.path / IMAGES)
+        self.images = _map_images(self.path)
         with open(self.path / ITEMS, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
         self.files = [r["file"] for r in rows]
@@ -539,7 +547,8 @@ class Project:
         if added_pixels:
             images = np.concatenate([images, np.stack(added_pixels).astype(np.uint8)])
         _write_items(self.path, images, files, hashes, self.config["holdout"])
-        self.images, self.files, self.sha256 = images, files, hashes
+        # The new file, mapped as at opening (the concatenation was a copy in memory).
+        self.images, self.files, self.sha256 = _map_images(self.path), files, hashes
         self.holdout = np.array([_holdout_side(h, self.config["holdout"]) for h in hashes])
         self._by_file = {f: i for i, f in enumerate(files)}
         return report

@@ -17,9 +17,10 @@ import os
 from pathlib import Path
 
 # The one atomic writer (unique temporary file, fsync of the file and its folder).
-from skal.results import atomic_write_bytes, fsync_dir
+from skal.results import atomic_write, atomic_write_bytes, fsync_dir
 
-__all__ = ["append_jsonl", "read_jsonl", "atomic_write_bytes", "atomic_write_text", "fsync_dir"]
+__all__ = ["append_jsonl", "read_jsonl", "atomic_write", "atomic_write_bytes", "atomic_write_text",
+           "fsync_dir"]
 
 
 def atomic_write_text(path, text):

@@ -6,6 +6,8 @@ correction that comes while it runs makes it go round once more.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import threading
 import time
@@ -13,9 +15,35 @@ import traceback
 
 from skal.label.loop import advance
 
-__all__ = ["Worker"]
+__all__ = ["Worker", "release_freed_memory"]
 
 log = logging.getLogger("skal.label")
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None under another C library."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+def release_freed_memory():
+    """Hand the memory the C allocator keeps after ``free`` back to the system; True if it could.
+
+    glibc keeps what torch and numpy free in the worker thread's arena for
+    reuse: after training, hundreds of MB that a query then holds on top of
+    its own, and that the idle server keeps while the person labels
+    (``benchmarks/results/label_scale.md``). ``malloc_trim`` returns it; the
+    worker calls this at each change of stage and when it goes idle.
+    Elsewhere (another C library) this does nothing.
+    """
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 class Worker:
@@ -54,6 +82,8 @@ class Worker:
                         "message": message, "reported": now, "start": self._stage_start}
 
     def _progress(self, stage, fraction):
+        if stage != self._stage:  # what the last stage freed is not needed by the next
+            release_freed_memory()
         self._set(stage, fraction)
 
     def _run(self):
@@ -67,6 +97,7 @@ class Worker:
                 log.error("retraining failed:\n%s", traceback.format_exc())
                 self._set("error", message=f"{type(exc).__name__}: {exc}")
                 failed = True
+            release_freed_memory()  # the person labels now: the freed memory is not needed
             with self._guard:
                 if failed or not self._again:
                     if not failed:
