@@ -23,7 +23,7 @@ def _trained(tmp_path, **settings):
     return project, loop.train(project)
 
 
-def test_project_images_are_memory_mapped_read_only(tmp_path):
+def test_project_images_are_memory_mapped_and_never_written(tmp_path):
     from PIL import Image
 
     project, _ = make_project(tmp_path, n=10)
@@ -31,12 +31,13 @@ def test_project_images_are_memory_mapped_read_only(tmp_path):
     synced = Project(project.path)
     assert synced.sync_images()["added"] == ["new.png"]  # images.npy rewritten
     for opened in (project, synced, Project(project.path)):
-        assert isinstance(opened.images, np.memmap) and opened.images.mode == "r"
-        assert not opened.images.flags.writeable
+        assert isinstance(opened.images, np.memmap) and opened.images.mode == "c"
     assert synced.images.shape == (11, 12, 12) and (synced.images[10] == 77).all()
     # A selection of rows is an ordinary array in memory (what the network gets).
-    rows = Project(project.path).images[[1, 3]]
-    assert type(rows) is np.ndarray and rows.shape == (2, 12, 12)
+    rows = synced.images[[1, 10]]
+    assert type(rows) is np.ndarray and rows.shape == (2, 12, 12) and (rows[1] == 77).all()
+    synced.images[10] = 5  # copy-on-write: in this process only
+    assert (synced.images[10] == 5).all() and (Project(project.path).images[10] == 77).all()
 
 
 @pytest.mark.parametrize("method", ["badge", "margin", "scal"])

@@ -257,8 +257,12 @@ def _write_items(path, images, files, hashes, holdout):
 
 
 def _map_images(path):
-    """A project's ``images.npy``, memory-mapped read-only."""
-    return np.load(Path(path) / IMAGES, mmap_mode="r")
+    """A project's ``images.npy``, memory-mapped copy-on-write.
+
+    Not read-only: torch warns about a read-only array (a slice of it
+    handed to the network), and a loaded array was writable too.
+    """
+    return np.load(Path(path) / IMAGES, mmap_mode="c")
 
 
 def _check_requirements(config):
@@ -285,8 +289,9 @@ class Project:
         ``project.json``.
     classes : list of str
     images : numpy.memmap of uint8, shape (N, S, S) or (N, S, S, 3)
-        ``images.npy``, memory-mapped read-only: rows are read from the file
-        when used, so a large project's images are not held in memory.
+        ``images.npy``, memory-mapped copy-on-write: rows are read from the
+        file when used, so a large project's images are not held in memory; a
+        write changes the array in memory only, never the file.
     files, sha256 : list of str, length N
     holdout : ndarray of bool, shape (N,)
     answers : dict of int to dict
