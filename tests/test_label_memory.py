@@ -1,8 +1,9 @@
 """What bounds a labeling server's memory on a large folder (benchmarks/results/label_scale.md).
 
-The project's images stay on disk (memory-mapped), a pass over the pool
-hands the network a few batches at a time (the same numbers, the same
-picks), and the worker gives the memory it freed back when it goes idle.
+The project's images stay on disk (memory-mapped; rows are read for the
+network as needed), a pass over the pool hands the network a few batches at
+a time (the same numbers, the same picks), and the worker gives the memory
+it freed back when it goes idle.
 """
 
 import numpy as np
@@ -34,9 +35,21 @@ def test_project_images_are_memory_mapped_read_only(tmp_path):
         assert isinstance(opened.images, np.memmap) and opened.images.mode == "r"
         assert not opened.images.flags.writeable
     assert synced.images.shape == (11, 12, 12) and (synced.images[10] == 77).all()
-    # A selection of rows is an ordinary array in memory (what the network gets).
-    rows = Project(project.path).images[[1, 3]]
-    assert type(rows) is np.ndarray and rows.shape == (2, 12, 12)
+
+
+@pytest.mark.parametrize("ids", [range(11), [10], [2, 3, 4, 9, 10], [10, 3, 3, 2, 0], []])
+def test_rows_are_the_images_rows_in_memory(tmp_path, ids):
+    from PIL import Image
+
+    project, _ = make_project(tmp_path, n=10)
+    Image.fromarray(np.full((12, 12), 77, np.uint8)).save(tmp_path / "images" / "new.png")
+    project.sync_images()  # rows come from the rewritten file
+    rows = project.rows(ids)
+    assert type(rows) is np.ndarray and rows.flags.writeable and rows.shape == (len(ids), 12, 12)
+    assert np.array_equal(rows, project.images[np.asarray(ids, dtype=np.int64)])
+    assert 10 not in ids or (rows[list(ids).index(10)] == 77).all()
+    with pytest.raises(IndexError):
+        project.rows([0, 11])
 
 
 @pytest.mark.parametrize("method", ["badge", "margin", "scal"])

@@ -122,7 +122,7 @@ def test_restart_resumes_batch_answers_and_model(tmp_path):
     # advance() on a restarted project with an open batch neither retrains nor re-queries.
     assert advance(reopened)["ids"] == batch1["ids"] and reopened.model_version == 1
     net = load_network(reopened)
-    X = reopened.images[:5]
+    X = reopened.rows(range(5))
     np.testing.assert_allclose(net.predict_proba(X), load_network(project).predict_proba(X))
 
 
@@ -213,7 +213,7 @@ def test_query_and_its_explanation_share_one_pass_over_the_pool(tmp_path, monkey
     assert batch["method"] == "badge" and batch["scores"] is not None
     assert sizes.count(pool_size) == 1  # BADGE and the 'why' scores: one pass
     # Outside the query, the network predicts afresh.
-    assert learner.estimator.predict_proba(project.images[:3]).shape == (3, 2)
+    assert learner.estimator.predict_proba(project.rows(range(3))).shape == (3, 2)
 
 
 def test_renamed_moved_new_and_deleted_files(tmp_path):

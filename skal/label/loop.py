@@ -97,13 +97,13 @@ def _learner(project, net, ids, y, fit):
     from skal.query import get_query_strategy
 
     strategy = get_query_strategy(project.config["method"])
-    X = project.images
     if fit:
-        return ActiveLearner(net, query_strategy=strategy, X_training=X[ids], y_training=y)
+        return ActiveLearner(net, query_strategy=strategy, X_training=project.rows(ids),
+                             y_training=y)
     learner = ActiveLearner(net, query_strategy=strategy)
     # The model was trained on exactly this set (its digest matches); restore it
     # without refitting, so query strategies see the labeled set (core-set does).
-    learner.X_training, learner.y_training = X[ids], y
+    learner.X_training, learner.y_training = project.rows(ids), y
     return learner
 
 
@@ -141,7 +141,7 @@ def train(project, progress=None, snapshot=None):
         from sklearn.metrics import accuracy_score
 
         accuracy = float(accuracy_score(snapshot["y_held"],
-                                        net.predict(project.images[snapshot["held"]])))
+                                        net.predict(project.rows(snapshot["held"]))))
     buf = io.BytesIO()
     net.save_params(f_params=buf)
     # The stopping verdict, computed once here and kept with the model: the page
@@ -175,7 +175,7 @@ def stop_set(project, size=STOP_SET_SIZE):
     """
     rng = np.random.default_rng(int(project.config["seed"]))
     size = min(int(size), project.n_items)
-    return project.images[np.sort(rng.choice(project.n_items, size, replace=False))]
+    return project.rows(np.sort(rng.choice(project.n_items, size, replace=False)))
 
 
 def stopping_verdict(project, models, point=None, n_more=FORECAST_LABELS):
@@ -273,7 +273,7 @@ def query_batch(project, learner=None, progress=None, ahead=False):
     config = project.config
     n = min(int(config["batch"]), len(pool))
     seed = _query_seed(config, round_)
-    X_pool = project.images[pool]
+    X_pool = project.rows(pool)
     start = time.perf_counter()
     initial = config.get("initial", "random")
     if learner is None and initial != "random":  # a label-free first batch (init --initial)
