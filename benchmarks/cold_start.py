@@ -165,8 +165,8 @@ def summarise(rows, out, suffix=""):
     columns = ("dataset", "initial", "metric", "n_seeds", "cold_mean", "cold_std", "random_mean",
                "random_std", "diff_mean", "wins", "wilcoxon_p")
     write_csv(out / f"summary{suffix}.csv", columns,
-               [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()}
-                for r in table])
+              [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()}
+               for r in table])
     lines.append("| dataset | first batch | metric | seeds | cold start (mean ± std) | "
                  "random (mean ± std) | difference | cold better on | Wilcoxon p |")
     lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -265,7 +265,7 @@ def main(argv=None):
             if row["status"] != "failed":
                 rows[(row["initial"], row["dataset"], int(row["seed"]))] = row
             write_csv(cells_path, CELL_COLUMNS,
-                       [rows[k] for k in sorted(rows, key=lambda k: (k[1], k[0], k[2]))])
+                      [rows[k] for k in sorted(rows, key=lambda k: (k[1], k[0], k[2]))])
             summarise(list(rows.values()), out, suffix)
             print(f"{row['initial']} {row['dataset']} seed {row['seed']}: {row['status']} "
                   f"({row['seconds']:.0f} s)", file=sys.stderr, flush=True)

@@ -6,6 +6,7 @@ The registries themselves (:data:`skal.query.STRATEGIES`,
 skorch, modAL or medmnist. ``skal --help`` lists their names without paying
 for those imports (seconds), so the names are also here;
 ``tests/test_cli.py`` checks that each tuple equals its registry.
+:data:`COLORS` has no registry elsewhere: it is declared here only.
 This module imports nothing but the standard library.
 """
 

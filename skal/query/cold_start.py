@@ -193,6 +193,7 @@ def typiclust_initial(learner, X_pool, n_instances=1, *, random_state=None, labe
     emb = pool_embedding(X_pool, features, feature_params, cache_dir)
     n_clusters = min(len(emb), len(labeled) + n_instances, int(max_clusters))
     n_clusters = max(n_clusters, 1)
+    # One cluster draws no k-means seed from rng (the picks' draws stay as they were).
     clusters = _kmeans(emb, n_clusters, rng, kmeans_max) if n_clusters > 1 else np.zeros(
         len(emb), dtype=np.int64)
     taken = np.zeros(len(emb), dtype=bool)

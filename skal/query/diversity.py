@@ -133,11 +133,11 @@ def kmeans_clusters(features, n_clusters, seed, kmeans_max):
 
     Parameters
     ----------
-    features : ndarray of shape (M, D)
+    features : ndarray of shape (M, D), float
     n_clusters : int
         1 gives every row cluster 0 without fitting.
     seed : int
-        k-means' ``random_state``.
+        k-means' ``random_state`` (unused with one cluster).
     kmeans_max : int or float
         Up to this many clusters ``KMeans``; above it ``MiniBatchKMeans``, as
         in the TypiClust authors' code (full k-means gets slow).
@@ -169,7 +169,7 @@ def typical_picks(features, clusters, n_clusters, taken, n_instances, rng, *, n_
 
     Parameters
     ----------
-    features : ndarray of shape (M, D)
+    features : ndarray of shape (M, D), float
     clusters : ndarray of shape (M,), int64
         Cluster of each row, in ``[0, n_clusters)``.
     n_clusters : int
