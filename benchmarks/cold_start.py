@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import os
 import sys
 import time
@@ -36,7 +35,7 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from skal.results import atomic_write  # noqa: E402
+from skal.results import atomic_write, write_csv  # noqa: E402
 
 DATASETS = ("breastmnist", "pneumoniamnist", "retinamnist")
 #: The arms; random first, the baseline every other arm is paired with.
@@ -51,14 +50,6 @@ def _read_csv(path):
         return []
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
-
-
-def _write_csv(path, columns, rows):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(path, lambda fh: fh.write(buffer.getvalue().encode()))
 
 
 def arm_dir(initial, grid_dir, work_dir, cycles=None):
@@ -136,7 +127,7 @@ def ensure_features(dataset, root, threads, out):
         times.append({"dataset": dataset, "n_images": len(X), "threads": threads,
                       "epochs": simclr.__defaults__[0], "wall_seconds": round(wall, 1),
                       "cpu_seconds": round(cpu, 1)})
-        _write_csv(Path(out) / "feature_times.csv", tuple(times[-1]), times)
+        write_csv(Path(out) / "feature_times.csv", tuple(times[-1]), times)
         print(f"features {dataset}: {len(X)} images, {wall:.1f} s wall, {cpu:.1f} s CPU",
               file=sys.stderr, flush=True)
 
@@ -173,9 +164,9 @@ def summarise(rows, out, suffix=""):
                               "wilcoxon_p": p})
     columns = ("dataset", "initial", "metric", "n_seeds", "cold_mean", "cold_std", "random_mean",
                "random_std", "diff_mean", "wins", "wilcoxon_p")
-    _write_csv(out / f"summary{suffix}.csv", columns,
-               [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()}
-                for r in table])
+    write_csv(out / f"summary{suffix}.csv", columns,
+              [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()}
+               for r in table])
     lines.append("| dataset | first batch | metric | seeds | cold start (mean ± std) | "
                  "random (mean ± std) | difference | cold better on | Wilcoxon p |")
     lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -273,8 +264,8 @@ def main(argv=None):
         for row in Parallel(n_jobs=args.jobs, return_as="generator_unordered")(tasks):
             if row["status"] != "failed":
                 rows[(row["initial"], row["dataset"], int(row["seed"]))] = row
-            _write_csv(cells_path, CELL_COLUMNS,
-                       [rows[k] for k in sorted(rows, key=lambda k: (k[1], k[0], k[2]))])
+            write_csv(cells_path, CELL_COLUMNS,
+                      [rows[k] for k in sorted(rows, key=lambda k: (k[1], k[0], k[2]))])
             summarise(list(rows.values()), out, suffix)
             print(f"{row['initial']} {row['dataset']} seed {row['seed']}: {row['status']} "
                   f"({row['seconds']:.0f} s)", file=sys.stderr, flush=True)

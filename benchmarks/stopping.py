@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import sys
 from pathlib import Path
 
@@ -35,7 +34,7 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from skal.results import atomic_write  # noqa: E402
+from skal.results import atomic_write, write_csv  # noqa: E402
 from skal.stopping import forecast_gain, forecast_stop, plateau_stop  # noqa: E402
 
 #: Within this of the final ACC counts as "reached".
@@ -69,14 +68,6 @@ def read_curves(path):
 def target_position(acc, tolerance=TOLERANCE):
     """The first cycle whose ACC is within ``tolerance`` of the final ACC."""
     return int(np.flatnonzero(acc >= acc[-1] - tolerance)[0])
-
-
-def _write_csv(path, rows):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(path, lambda fh: fh.write(buffer.getvalue().encode()))
 
 
 def evaluate_rules(curves):
@@ -159,8 +150,8 @@ def main(argv=None):
     curves = read_curves(args.results)
     rule_rows = evaluate_rules(curves)
     forecast_rows = evaluate_forecast(curves)
-    _write_csv(out / "stops.csv", rule_rows)
-    _write_csv(out / "forecast_errors.csv", forecast_rows)
+    write_csv(out / "stops.csv", list(rule_rows[0]), rule_rows)
+    write_csv(out / "forecast_errors.csv", list(forecast_rows[0]), forecast_rows)
     text = summarise(rule_rows, forecast_rows)
     atomic_write(out / "summary.md", lambda fh: fh.write(text.encode()))
     print(text)

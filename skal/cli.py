@@ -58,7 +58,7 @@ def _add_run_arguments(parser):
                              "the test split")
     parser.add_argument("--labels", metavar="CSV",
                         help="with --images: a file,label CSV naming every image's class")
-    parser.add_argument("--color", default="auto", choices=["auto", "grayscale", "rgb"],
+    parser.add_argument("--color", default="auto", choices=registry.COLORS,
                         help="with --images: 'auto' (default) keeps the folder's kind, all "
                              "grayscale or all colour; the others convert every image")
     parser.add_argument("--skip-bad", action="store_true",

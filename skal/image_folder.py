@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from skal._remedy import COLOR, SKIP_BAD, Message, error
+from skal.registry import COLORS
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -57,7 +58,6 @@ __all__ = [
 #: File suffixes read as images (case-insensitive); other files are ignored.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
-_COLORS = ("auto", "grayscale", "rgb")
 _ON_ERROR = ("raise", "skip")
 
 
@@ -247,8 +247,8 @@ def load_image_folder(directory, size=64, *, color="auto", on_error="raise"):
         grayscale and colour files with ``color='auto'``.
     """
     size = _check_size(size)
-    if color not in _COLORS:
-        raise ImageFolderError(f"color must be one of {', '.join(_COLORS)}; got {color!r}.")
+    if color not in COLORS:
+        raise ImageFolderError(f"color must be one of {', '.join(COLORS)}; got {color!r}.")
     if on_error not in _ON_ERROR:
         raise ImageFolderError(f"on_error must be 'raise' or 'skip'; got {on_error!r}.")
     root = Path(directory).expanduser().resolve()

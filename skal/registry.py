@@ -6,12 +6,14 @@ The registries themselves (:data:`skal.query.STRATEGIES`,
 skorch, modAL or medmnist. ``skal --help`` lists their names without paying
 for those imports (seconds), so the names are also here;
 ``tests/test_cli.py`` checks that each tuple equals its registry.
+:data:`COLORS` has no registry elsewhere: it is declared here only.
 This module imports nothing but the standard library.
 """
 
 from __future__ import annotations
 
-__all__ = ["METHODS", "INITIALS", "PRESETS", "MODELS", "DATASETS", "SIZES", "lookup"]
+__all__ = ["METHODS", "INITIALS", "PRESETS", "MODELS", "DATASETS", "SIZES", "COLORS",
+           "lookup"]
 
 #: Keys of :data:`skal.query.STRATEGIES`, in its order.
 METHODS = ("random", "least_confidence", "margin", "entropy", "bald", "ll4al", "coreset",
@@ -29,6 +31,9 @@ DATASETS = ("pathmnist", "chestmnist", "dermamnist", "octmnist", "pneumoniamnist
 #: Image sides of the 2D files (``skal.data.dataset_info(flag).sizes``): MedMNIST's
 #: 28 (the study's) and MedMNIST+'s 64, 128 and 224.
 SIZES = (28, 64, 128, 224)
+#: ``color`` of :func:`skal.image_folder.load_image_folder` (declared here only, so
+#: the command lines offer them without importing it).
+COLORS = ("auto", "grayscale", "rgb")
 
 
 def lookup(registry, name, kind):

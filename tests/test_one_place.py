@@ -156,10 +156,13 @@ def test_experiment_and_labeling_project_build_the_same_network(method):
     from skal.protocols import build_experiment, get_preset
 
     fast = get_preset("fast")
+    # A project's defaults repeat three of the fast preset's values (skal.label.project
+    # stays free of torch, which skal.protocols imports): they must stay the same.
+    assert (DEFAULTS["preset"], DEFAULTS["model"], DEFAULTS["lr"], DEFAULTS["batch_size"]) == (
+        "fast", fast.model, fast.lr, fast.batch_size)
     dropout = fast.mc_dropout if method == "bald" else 0.0
     config = {**DEFAULTS, "method": method, "classes": ["benign", "malignant"], "channels": 3,
-              "batch": 10, "epochs": 6, "seed": 3, "dropout": dropout,
-              "model": fast.model, "lr": fast.lr, "batch_size": fast.batch_size}
+              "batch": 10, "epochs": 6, "seed": 3, "dropout": dropout}
     labeling = build_network(config)
     experiment = build_experiment("fast", method, "breastmnist", 3, epochs=6, budget=10).estimator
     assert type(labeling).__mro__[1:].count(type(experiment)) == 1  # the same class, shared pass

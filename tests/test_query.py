@@ -20,7 +20,7 @@ from skal.query import (STRATEGIES, bald, badge, cluster_margin, coreset, entrop
                         subsample_size, typiclust)
 from skal.query.scores import (entropy_scores, least_confidence_scores, margin_scores,
                                mutual_information)
-from skal.query.diversity import typicality
+from skal.query.diversity import typical_picks, typicality
 from skal.query.selection import round_robin, top_k
 
 
@@ -265,6 +265,35 @@ def test_typiclust_without_labeled_set_starts_with_the_largest_cluster():
     points = typiclust_points()
     picks = typiclust(Stub(embedding=points), ids(60), n_instances=3, random_state=1)
     assert list(picks) == [0, 30, 50]
+
+
+def test_typical_picks_known_answer():
+    # One loop serves typiclust and typiclust_initial. 1-D rows, clusters given:
+    # c0 = rows 0-4 (0, 1, 1.1, 1.25, 5), c1 = rows 5-7 (20 taken, 21, 21.5),
+    # c2 = row 8 (100). Typicality with 2 neighbours, by hand: c0 1/1.05,
+    # 1/0.175, 1/0.125, 1/0.2, 1/3.825; c1's untaken rows 1/0.75 and 1/1.
+    features = np.array([0, 1, 1.1, 1.25, 5, 20, 21, 21.5, 100])[:, None]
+    clusters = np.array([0, 0, 0, 0, 0, 1, 1, 1, 2])
+    taken = np.zeros(9, dtype=bool)
+    taken[5] = True
+    rng = np.random.default_rng(0)
+    # Smaller clusters than 2 are skipped: c0's best (1.1), c0 again (larger
+    # than c1 at one covered each), c1's best untaken (21), then c0 (1.25).
+    picks, steps = typical_picks(features, clusters, 3, taken, 4, rng, n_neighbors=2,
+                                 min_cluster_size=2)
+    assert picks.tolist() == [2, 1, 6, 3] and picks.dtype == np.int64
+    np.testing.assert_array_equal(steps[0][0], [0, 1, 2, 3, 4])
+    np.testing.assert_allclose(steps[0][1], 1 / np.array([1.05, 0.175, 0.125, 0.2, 3.825]))
+    np.testing.assert_array_equal(steps[2][0], [6, 7])
+    np.testing.assert_allclose(steps[2][1], [1 / 0.75, 1.0])
+    assert taken.sum() == 1  # the caller's array is left as it was
+    # Every cluster eligible: the outlier's cluster is uncovered, so second.
+    picks, _ = typical_picks(features, clusters, 3, taken, 3, rng, n_neighbors=2)
+    assert picks.tolist() == [2, 8, 1]
+    # The small cluster is taken once no large one has an untaken row left.
+    picks, _ = typical_picks(features, clusters, 3, taken, 8, rng, n_neighbors=2,
+                             min_cluster_size=2)
+    assert picks[-1] == 8 and sorted(picks.tolist()) == [0, 1, 2, 3, 4, 6, 7, 8]
 
 
 # --------------------------------------------------------------------------

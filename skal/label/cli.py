@@ -32,7 +32,7 @@ def _default_annotator():
 def _add_commands(commands):
     """Add init, serve, query, teach, status and export to a sub-command group."""
     from skal.label.project import DEFAULTS, FORECAST_LABELS
-    from skal.registry import INITIALS, METHODS, MODELS  # names only: `skal --help` stays fast
+    from skal.registry import COLORS, INITIALS, METHODS, MODELS  # names: `skal --help` stays fast
 
     init = commands.add_parser(
         "init", help="create a labeling project from a folder of images (or a MedMNIST split)",
@@ -81,7 +81,7 @@ def _add_commands(commands):
                       help="MedMNIST split with --medmnist (default: %(default)s)")
     init.add_argument("--root", type=Path, help="folder of the MedMNIST files "
                                                 "(default: $MEDMNIST_ROOT, then ~/.medmnist)")
-    init.add_argument("--color", default="auto", choices=["auto", "grayscale", "rgb"],
+    init.add_argument("--color", default="auto", choices=COLORS,
                       help="convert every image to grayscale or RGB (default: keep the folder's)")
     init.add_argument("--skip-bad", action="store_true",
                       help="leave out unreadable images (and, with --color auto, images of the "

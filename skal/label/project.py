@@ -57,7 +57,9 @@ MODEL_DIR = "model"
 MODEL_META = "model.json"
 LOCK = ".lock"
 
-#: Settings a project gets unless ``init`` is told otherwise.
+#: Settings a project gets unless ``init`` is told otherwise. model, lr and batch_size
+#: are the fast preset's (this module does not import skal.protocols, which loads torch;
+#: tests/test_one_place.py keeps them equal).
 DEFAULTS = {
     "preset": "fast",  # the protocol of skal.protocols the network trains by
     "method": "badge",

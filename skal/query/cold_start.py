@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
-from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.neighbors import NearestNeighbors, radius_neighbors_graph
 
 from skal._random import check_generator
 from skal.query._base import ranks_by, requires
-from skal.query.diversity import typicality
+from skal.query.diversity import kmeans_clusters, typical_picks
 from skal.query.selection import top_k
 
 __all__ = ["random_initial", "typiclust_initial", "probcover", "purity_delta", "coverage",
@@ -132,12 +131,9 @@ def _utility_rows(n_instances, n_pool):
 
 
 def _kmeans(features, n_clusters, rng, kmeans_max):
-    seed = int(rng.integers(np.iinfo(np.int32).max))
-    if n_clusters <= kmeans_max:
-        model = KMeans(n_clusters=n_clusters, n_init="auto", random_state=seed)
-    else:  # the TypiClust authors' code switches to mini-batches for many clusters
-        model = MiniBatchKMeans(n_clusters=n_clusters, n_init="auto", random_state=seed)
-    return model.fit_predict(features).astype(np.int64)
+    """:func:`~skal.query.diversity.kmeans_clusters` seeded by one draw of ``rng``."""
+    return kmeans_clusters(features, n_clusters, int(rng.integers(np.iinfo(np.int32).max)),
+                           kmeans_max)
 
 
 @requires()
@@ -197,34 +193,19 @@ def typiclust_initial(learner, X_pool, n_instances=1, *, random_state=None, labe
     emb = pool_embedding(X_pool, features, feature_params, cache_dir)
     n_clusters = min(len(emb), len(labeled) + n_instances, int(max_clusters))
     n_clusters = max(n_clusters, 1)
+    # One cluster draws no k-means seed from rng (the picks' draws stay as they were).
     clusters = _kmeans(emb, n_clusters, rng, kmeans_max) if n_clusters > 1 else np.zeros(
         len(emb), dtype=np.int64)
-    sizes = np.bincount(clusters, minlength=n_clusters)
-    covered = np.bincount(clusters[labeled], minlength=n_clusters)
     taken = np.zeros(len(emb), dtype=bool)
     taken[labeled] = True
-    free = np.bincount(clusters[~taken], minlength=n_clusters)
-    big = sizes >= int(min_cluster_size)
-    tiebreak = rng.random(n_clusters)
-    cache, picks = {}, []
-    utilities = _utility_rows(n_instances, len(emb)) if return_utilities else None
-    for j in range(n_instances):
-        eligible = (free > 0) & (big if (big & (free > 0)).any() else True)
-        order = np.lexsort((tiebreak, -sizes, covered))  # fewest covered, largest, random
-        c = order[eligible[order]][0]
-        members = np.flatnonzero(clusters == c)
-        if c not in cache:
-            cache[c] = typicality(emb[members], n_neighbors)
-        candidates = np.flatnonzero(~taken[members])
-        best = candidates[top_k(cache[c][candidates], 1, rng)[0]]
-        picks.append(members[best])
-        if return_utilities:
-            utilities[j, members[candidates]] = cache[c][candidates]
-        taken[members[best]] = True
-        covered[c] += 1
-        free[c] -= 1
-    picks = np.asarray(picks, dtype=np.int64)
-    return (picks, utilities) if return_utilities else picks
+    picks, steps = typical_picks(emb, clusters, n_clusters, taken, n_instances, rng,
+                                 n_neighbors=n_neighbors, min_cluster_size=min_cluster_size)
+    if not return_utilities:
+        return picks
+    utilities = _utility_rows(n_instances, len(emb))
+    for j, (at, values) in enumerate(steps):
+        utilities[j, at] = values
+    return picks, utilities
 
 
 def purity_delta(features, pseudo_labels, alpha=0.95):

@@ -19,7 +19,7 @@ from skal.kernels import k_center_greedy, pairwise_sqdist_min
 from skal.query._base import QueryPool, ranks_by, requires
 from skal.query.selection import top_k
 
-__all__ = ["coreset", "typiclust", "typicality"]
+__all__ = ["coreset", "typiclust", "typicality", "typical_picks", "kmeans_clusters"]
 
 def _embeddings(pool, X_labeled):
     """(pool embeddings (M, D), labeled embeddings (L, D) or None), float32."""
@@ -128,15 +128,92 @@ def typicality(features, n_neighbors=20):
         return 1.0 / distances[:, 1:].mean(axis=1)
 
 
-def _cluster(features, n_clusters, seed, kmeans_max):
+def kmeans_clusters(features, n_clusters, seed, kmeans_max):
+    """TypiClust's clustering: k-means labels of ``features``.
+
+    Parameters
+    ----------
+    features : ndarray of shape (M, D), float
+    n_clusters : int
+        1 gives every row cluster 0 without fitting.
+    seed : int
+        k-means' ``random_state`` (unused with one cluster).
+    kmeans_max : int or float
+        Up to this many clusters ``KMeans``; above it ``MiniBatchKMeans``, as
+        in the TypiClust authors' code (full k-means gets slow).
+
+    Returns
+    -------
+    ndarray of shape (M,), int64
+    """
     if n_clusters == 1:
         return np.zeros(len(features), dtype=np.int64)
     if n_clusters <= kmeans_max:
         model = KMeans(n_clusters=n_clusters, n_init="auto", random_state=seed)
     else:
-        # Many clusters: full k-means gets slow; mini-batches as in TypiClust's code base.
         model = MiniBatchKMeans(n_clusters=n_clusters, n_init="auto", random_state=seed)
     return model.fit_predict(features).astype(np.int64)
+
+
+def typical_picks(features, clusters, n_clusters, taken, n_instances, rng, *, n_neighbors=20,
+                  min_cluster_size=1):
+    """TypiClust's selection: one pick at a time from the least covered cluster.
+
+    Among the clusters with an untaken member (and at least
+    ``min_cluster_size`` members, while any such cluster has one), take the
+    one with the fewest taken members, the largest on ties, then at random;
+    pick its untaken member of highest :func:`typicality` (computed once per
+    cluster, over all its members). The grid's :func:`typiclust` and the
+    label-free :func:`skal.query.cold_start.typiclust_initial` both select
+    with it.
+
+    Parameters
+    ----------
+    features : ndarray of shape (M, D), float
+    clusters : ndarray of shape (M,), int64
+        Cluster of each row, in ``[0, n_clusters)``.
+    n_clusters : int
+    taken : ndarray of shape (M,), bool
+        Rows already labeled: they cover their cluster and are never picked.
+        Not modified.
+    n_instances : int
+        Picks; at most the number of untaken rows.
+    rng : numpy.random.Generator
+        Breaks ties: one draw of ``n_clusters`` numbers, then one
+        :func:`~skal.query.selection.top_k` draw per pick.
+    n_neighbors : int, default=20
+    min_cluster_size : int, default=1
+        Smaller clusters are skipped (the authors' code skips outliers).
+
+    Returns
+    -------
+    picks : ndarray of shape (n_instances,), int64
+        Rows of ``features``, in pick order.
+    steps : list of (ndarray of int64, ndarray of float64)
+        For each pick, the chosen cluster's untaken rows and their typicality.
+    """
+    taken = np.array(taken, dtype=bool)
+    sizes = np.bincount(clusters, minlength=n_clusters)
+    covered = np.bincount(clusters[taken], minlength=n_clusters)
+    free = np.bincount(clusters[~taken], minlength=n_clusters)
+    big = sizes >= int(min_cluster_size)
+    tiebreak = rng.random(n_clusters)
+    cache, picks, steps = {}, [], []
+    for _ in range(n_instances):
+        eligible = (free > 0) & (big if (big & (free > 0)).any() else True)
+        order = np.lexsort((tiebreak, -sizes, covered))  # fewest covered, largest, random
+        c = order[eligible[order]][0]
+        members = np.flatnonzero(clusters == c)
+        if c not in cache:
+            cache[c] = typicality(features[members], n_neighbors)
+        candidates = np.flatnonzero(~taken[members])
+        best = members[candidates[top_k(cache[c][candidates], 1, rng)[0]]]
+        steps.append((members[candidates], cache[c][candidates]))
+        picks.append(best)
+        taken[best] = True
+        covered[c] += 1
+        free[c] -= 1
+    return np.asarray(picks, dtype=np.int64), steps
 
 
 @requires("embedding")
@@ -197,36 +274,15 @@ def typiclust(learner, X_pool, n_instances=1, *, random_state=None, subsample=No
     features = emb if lab is None else np.concatenate([lab, emb])
     n_clusters = min(len(features),
                      max(pool.n_instances, min(n_lab + pool.n_instances, int(max_clusters))))
-    labels = _cluster(features, n_clusters, pool.seed(), kmeans_max)
-
-    sizes = np.bincount(labels, minlength=n_clusters)
-    covered = np.bincount(labels[:n_lab], minlength=n_clusters)
-    free = np.bincount(labels[n_lab:], minlength=n_clusters)  # unselected pool members
-    tiebreak = pool.rng.random(n_clusters)
-    taken = np.zeros(len(features), dtype=bool)
-    taken[:n_lab] = True
-    cache = {}
-    picks = []
-    steps = []  # (candidate positions, their typicality) of each step
-    for _ in range(pool.n_instances):
-        # Fewest covered first, then largest, then at random.
-        order = np.lexsort((tiebreak, -sizes, covered))
-        c = order[free[order] > 0][0]
-        members = np.flatnonzero(labels == c)
-        if c not in cache:
-            cache[c] = typicality(features[members], n_neighbors)
-        candidates = np.flatnonzero(~taken[members])
-        best = members[candidates[top_k(cache[c][candidates], 1, pool.rng)[0]]]
-        steps.append((members[candidates] - n_lab, cache[c][candidates]))
-        picks.append(best - n_lab)
-        taken[best] = True
-        covered[c] += 1
-        free[c] -= 1
+    labels = kmeans_clusters(features, n_clusters, pool.seed(), kmeans_max)
+    taken = np.arange(len(features)) < n_lab
+    picks, steps = typical_picks(features, labels, n_clusters, taken, pool.n_instances, pool.rng,
+                                 n_neighbors=n_neighbors)
 
     def rows():
         out = np.full((pool.n_instances, len(pool)), np.nan)
         for j, (at, values) in enumerate(steps):
-            out[j, at] = values
+            out[j, at - n_lab] = values
         return out
 
-    return pool.result(picks, rows)
+    return pool.result(picks - n_lab, rows)
