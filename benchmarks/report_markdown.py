@@ -244,10 +244,11 @@ def _penalty_markdown(share, points, metric, figure):
     rows.append(["*beaten (column sum)*"] + [f"{np.nansum(share[b]):.2f}" for b in methods]
                 + [""])
     n = int(points.max().max()) if points.size else 0
+    few = max(k for k in range(1, 64) if smallest_wilcoxon_p(k) >= ALPHA)  # 5 at 0.05
     return [
         f"**Pairwise penalty matrix, {_label(metric)}** (Ash et al. 2020, BADGE): at each "
         f"(dataset, budget) point, each pair of methods is compared by a two-sided paired "
-        f"t-test over seeds (as Ash et al. do; with {MIN_PAIRS} seeds a Wilcoxon test could "
+        f"t-test over seeds (as Ash et al. do; with {few} seeds or fewer a Wilcoxon test can "
         f"never reach p < {ALPHA}, so its matrix would be empty whatever the methods do); a cell "
         f"is the share of the points (up to {n}) where the **row** method is significantly "
         f"better (p < {ALPHA}) than the **column** method. Uncorrected: at {ALPHA} about "
@@ -260,6 +261,16 @@ def _penalty_markdown(share, points, metric, figure):
     ]
 def _names(methods):
     return ", ".join(f"`{m}`" for m in methods)
+
+
+def _not_shown(paired, dataset, method, significant):
+    """'D (mean gain +x, Holm p = y; better there: `m`)' of a method not significant on D."""
+    row = paired[(paired["dataset"] == dataset) & (paired["method"] == method)]
+    if row.empty:
+        return f"{dataset} (not run there)"
+    r = row.iloc[0]
+    return (f"{dataset} (mean gain {r.mean_diff:+.3f}, Holm p = {_format_p(r.holm_p)}"
+            + (f"; better there: {_names(significant)}" if significant else "") + ")")
 
 
 def _answer_markdown(analysis):
@@ -315,7 +326,7 @@ def _answer_markdown(analysis):
                     text += (f" The bootstrap interval excludes 0 (uncorrected, from few seeds) "
                              f"for {_names(positive[dataset])}.")
             lines.append(text)
-        verdicts[metric] = (significant, ranking)
+        verdicts[metric] = (significant, ranking, paired)
         out += lines + [""]
     # What the seeds allow.
     acc_paired = analysis["paired"].get("acc")
@@ -343,7 +354,7 @@ def _answer_markdown(analysis):
         out.append("")
     # The plain answer.
     if "acc" in verdicts:
-        significant, ranking = verdicts["acc"]
+        significant, ranking, paired = verdicts["acc"]
         everywhere = set.intersection(*(set(v) for v in significant.values())) \
             if significant else set()
         if everywhere:
@@ -353,11 +364,19 @@ def _answer_markdown(analysis):
                        f"that do.")
         elif not ranking.empty:
             some = sorted({m for v in significant.values() for m in v})
-            out.append(f"**Answer:** no method is shown to beat `{BASELINE}` on every dataset. "
-                       f"On these numbers the best bet is `{ranking.index[0]}` (best mean rank), "
-                       "but more seeds are needed before calling it better than labeling at "
-                       "random." + (f" Significant on some datasets: {_names(some)}."
-                                    if some else ""))
+            best = ranking.index[0]
+            held = [d for d, v in significant.items() if best in v]
+            text = (f"**Answer:** no method is shown to beat `{BASELINE}` on every dataset. "
+                    f"On these numbers the best bet is `{best}` (best mean rank)")
+            if held:
+                text += (f": better than `{BASELINE}` after Holm's correction on "
+                         f"{', '.join(held)}; not shown on " + "; ".join(
+                             _not_shown(paired, d, best, significant[d])
+                             for d in significant if d not in held) + ".")
+            else:
+                text += (", but more seeds are needed before calling it better than labeling "
+                         "at random.")
+            out.append(text + (f" Significant on some datasets: {_names(some)}." if some else ""))
         out.append("")
     for metric in metrics:
         share = analysis["penalty"][metric][0]

@@ -156,8 +156,31 @@ def test_answer_section_says_when_five_seeds_cannot_decide():
     assert "The evidence is not enough." in answer
     assert "0.0625" in answer
     assert "No method beats `random` after Holm's correction" in answer
+    assert "the best bet is `a` (best mean rank), but more seeds are needed" in answer
     assert "Balanced accuracy (mean per-class recall): not in this grid" in answer
     assert "Balanced accuracy: not in this grid." in md[md.index("## toy"):]
+
+
+def test_answer_says_where_the_best_bet_is_shown_and_where_not():
+    # 10 seeds, one budget. d1: a = random + 0.10 on every seed (Wilcoxon
+    # 2/1024, Holm over 2 methods 4/1024 < 0.05: shown); b gains 0.1 on five
+    # seeds and loses 0.05 on five (mean +0.025, not shown). d2: a gains 0.3 on
+    # five seeds and loses 0.1 on five (mean +0.100, not shown), b gains 0.02 on
+    # every seed (shown). a ranks first on both, so it is the best bet, shown on
+    # d1 and not on d2, where b is; no method is shown on both.
+    base = np.array([0.70, 0.72, 0.68, 0.71, 0.69, 0.70, 0.73, 0.67, 0.71, 0.70])
+    mixed = base + np.tile([0.3, -0.1], 5)
+    grid = pd.concat([
+        _toy_grid({"random": [base], "a": [base + 0.10], "b": [base + np.tile([0.1, -0.05], 5)]},
+                  budgets=(10,), dataset="d1"),
+        _toy_grid({"random": [base], "a": [mixed], "b": [base + 0.02]}, budgets=(10,),
+                  dataset="d2")])
+    md = _report(grid)
+    answer = md[md.index("## Which method should I use?"):md.index("## d1")]
+    assert ("**Answer:** no method is shown to beat `random` on every dataset. On these "
+            "numbers the best bet is `a` (best mean rank): better than `random` after Holm's "
+            "correction on d1; not shown on d2 (mean gain +0.100, Holm p = ") in answer
+    assert "; better there: `b`). Significant on some datasets: `a`, `b`." in answer
 
 
 def test_balanced_accuracy_is_compared_when_present():
