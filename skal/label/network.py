@@ -71,10 +71,14 @@ class _OnePoolPass:
                 out[start:start + len(part)] = part
         return outs[0] if single else tuple(outs)
 
+    def _is_pool(self, X):
+        """Whether ``X`` is the very pool array of the current :meth:`sharing_pass`."""
+        return self._pool_pass is not None and X is self._pool_pass[0]
+
     def _cached(self, X):
-        memo = self._pool_pass
-        if memo is None or X is not memo[0]:
+        if not self._is_pool(X):
             return None
+        memo = self._pool_pass
         if memo[1] is None:
             memo[1] = self._in_chunks(super().predict_proba_and_embed, X)
         return memo[1]
@@ -102,8 +106,7 @@ def _network_classes():
         """A LossPredictionClassifier whose pool pass is shared likewise."""
 
         def predict_loss(self, X):
-            memo = self._pool_pass
-            if memo is None or X is not memo[0]:
+            if not self._is_pool(X):
                 return super().predict_loss(X)
             return self._in_chunks(super().predict_loss, X)  # a pass over the pool
 

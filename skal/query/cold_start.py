@@ -193,9 +193,9 @@ def typiclust_initial(learner, X_pool, n_instances=1, *, random_state=None, labe
     emb = pool_embedding(X_pool, features, feature_params, cache_dir)
     n_clusters = min(len(emb), len(labeled) + n_instances, int(max_clusters))
     n_clusters = max(n_clusters, 1)
-    # One cluster draws no k-means seed from rng (the picks' draws stay as they were).
-    clusters = _kmeans(emb, n_clusters, rng, kmeans_max) if n_clusters > 1 else np.zeros(
-        len(emb), dtype=np.int64)
+    # One cluster needs no k-means and draws no seed from rng (the picks' draws stay as they were).
+    clusters = (_kmeans(emb, n_clusters, rng, kmeans_max) if n_clusters > 1
+                else kmeans_clusters(emb, 1, None, kmeans_max))
     taken = np.zeros(len(emb), dtype=bool)
     taken[labeled] = True
     picks, steps = typical_picks(emb, clusters, n_clusters, taken, n_instances, rng,
